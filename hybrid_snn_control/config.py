@@ -1,0 +1,237 @@
+"""One configuration source: ROS 2 parameter YAML files, read by nodes and CLI alike.
+
+A parameter file looks like::
+
+    policy_node:
+      ros__parameters:
+        spiking_ratio: 0.5
+        rate_hz: 50.0
+
+Each node (and each CLI command) describes its settings as a dataclass; the loader
+fills it from the file, checking every key and type, and raises :class:`ConfigError`
+naming the file and the key when something is wrong.  Nested YAML maps become nested
+dataclasses (ROS sees them as dotted names, ``training.lr``).  Ranges and choices are
+declared once, in the field metadata, so the ROS node can turn them into
+``ParameterDescriptor`` ranges from the same place::
+
+    spiking_ratio: float = field(default=0.5, metadata=param(range=(0.0, 1.0),
+                                 description="fraction of spiking units"))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+__all__ = [
+    "ConfigError",
+    "flatten",
+    "from_mapping",
+    "load_node_params",
+    "load_parameter_file",
+    "param",
+    "to_mapping",
+]
+
+
+class ConfigError(ValueError):
+    """A parameter file or value is invalid; the message names the source and the key."""
+
+
+def param(
+    *,
+    description: str = "",
+    range: tuple[float, float] | None = None,
+    choices: tuple[Any, ...] | None = None,
+    read_only: bool = False,
+) -> dict[str, Any]:
+    """Field metadata shared by validation here and ROS parameter descriptors in ``ros/``."""
+    return {"description": description, "range": range, "choices": choices, "read_only": read_only}
+
+
+def load_parameter_file(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Read a ROS 2 parameter file into ``{node_name: {param: value}}`` (nested maps kept)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: parameter file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path}: top level must be a map of node names, got {type(raw).__name__}"
+        )
+    nodes: dict[str, dict[str, Any]] = {}
+    for node, body in raw.items():
+        if not isinstance(body, dict) or set(body) != {"ros__parameters"}:
+            raise ConfigError(
+                f"{path}: node '{node}' must contain exactly one key 'ros__parameters'"
+            )
+        params = body["ros__parameters"] or {}
+        if not isinstance(params, dict):
+            raise ConfigError(f"{path}: '{node}.ros__parameters' must be a map")
+        nodes[str(node)] = params
+    return nodes
+
+
+def _node_matches(key: str, node_name: str) -> bool:
+    key = key.strip()
+    if key in ("/**", "**"):
+        return True
+    return key.lstrip("/").split("/")[-1] == node_name
+
+
+def load_node_params(
+    path: str | Path,
+    node_name: str,
+    cls: type[T],
+    overrides: Mapping[str, Any] | None = None,
+) -> T:
+    """Build ``cls`` from the sections of ``path`` that apply to ``node_name``.
+
+    Wildcard sections (``/**``) apply first, then the node's own; ``overrides``
+    (e.g. from the command line, dotted names allowed) last.  A file with no section for
+    the node gives the dataclass defaults.
+    """
+    merged: dict[str, Any] = {}
+    sections = load_parameter_file(path)
+    for key in sorted(sections, key=lambda k: k.strip().lstrip("/") != "**"):
+        if _node_matches(key, node_name):
+            _deep_update(merged, sections[key])
+    if overrides:
+        _deep_update(merged, _unflatten(dict(overrides)))
+    return from_mapping(cls, merged, source=f"{path} [{node_name}]")
+
+
+def _deep_update(dst: dict[str, Any], src: Mapping[str, Any]) -> None:
+    for k, v in src.items():
+        if isinstance(v, Mapping) and isinstance(dst.get(k), dict):
+            _deep_update(dst[k], v)
+        else:
+            dst[k] = dict(v) if isinstance(v, Mapping) else v
+
+
+def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        parts = key.split(".")
+        cur = out
+        for p in parts[:-1]:
+            cur = cur.setdefault(p, {})
+        cur[parts[-1]] = value
+    return out
+
+
+def from_mapping(cls: type[T], values: Mapping[str, Any], source: str = "<mapping>") -> T:
+    """Validate ``values`` against dataclass ``cls``; unknown keys and bad types raise."""
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a dataclass")
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{source}: expected a map, got {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown parameter(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(fields))}"
+        )
+    kwargs = {}
+    for name, value in values.items():
+        key = f"{source}: parameter '{name}'"
+        kwargs[name] = _coerce(value, hints[name], key, fields[name].metadata)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _coerce(value: Any, tp: Any, key: str, meta: Mapping[str, Any]) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_mapping(tp, value if value is not None else {}, source=key)
+    if origin is typing.Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"{key} must be one of {list(allowed)}, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None and len(args) < len(typing.get_args(tp)):
+            return None
+        errors = []
+        for a in args:
+            try:
+                return _coerce(value, a, key, meta)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0])
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be a list, got {type(value).__name__} {value!r}")
+        (item_tp, *_) = typing.get_args(tp) or (Any,)
+        items = [_coerce(v, item_tp, f"{key}[{i}]", {}) for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be a bool (true/false), got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        _check_meta(value, key, meta)
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        value = float(value)
+        if math.isnan(value):
+            raise ConfigError(f"{key} must not be NaN")
+        _check_meta(value, key, meta)
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        _check_meta(value, key, meta)
+        return value
+    raise ConfigError(f"{key}: unsupported parameter type {tp!r}")
+
+
+def _check_meta(value: Any, key: str, meta: Mapping[str, Any]) -> None:
+    rng = meta.get("range") if meta else None
+    if rng is not None and not (rng[0] <= value <= rng[1]):
+        raise ConfigError(f"{key} must be in [{rng[0]}, {rng[1]}], got {value!r}")
+    choices = meta.get("choices") if meta else None
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{key} must be one of {list(choices)}, got {value!r}")
+
+
+def to_mapping(obj: Any) -> dict[str, Any]:
+    """A dataclass as a nested plain dict (what a parameter file holds)."""
+    return dataclasses.asdict(obj)
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested map → ROS dotted parameter names (``{'a': {'b': 1}}`` → ``{'a.b': 1}``)."""
+    out: dict[str, Any] = {}
+    for k, v in mapping.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, f"{name}."))
+        else:
+            out[name] = v
+    return out

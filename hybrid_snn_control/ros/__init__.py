@@ -1,0 +1,1 @@
+"""rclpy nodes: thin wrappers that parse messages, call the core and publish."""

@@ -1,0 +1,83 @@
+"""Setup for hybrid_snn_control (ament_python; also a plain pip package).
+
+The version has one source of truth: ``package.xml``.  ``packages=`` is explicit
+because the flat ament layout (``launch/``, ``config/``, ``test/`` next to the
+package) makes automatic discovery fail with "Multiple top-level packages".
+"""
+
+import re
+from glob import glob
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+PACKAGE = "hybrid_snn_control"
+HERE = Path(__file__).resolve().parent
+VERSION = re.search(r"<version>([^<]+)</version>", (HERE / "package.xml").read_text()).group(1)
+
+ROS_WHEELS = [
+    "ros-wheels-bootstrapper",
+    "ros-rclpy",
+    "ros-rmw-fastrtps-cpp",
+    "ros-std-msgs",
+    "ros-std-srvs",
+    "ros-sensor-msgs",
+    "ros-geometry-msgs",
+    "ros-nav-msgs",
+    "ros-diagnostic-msgs",
+    "ros-rosgraph-msgs",
+    "ros-builtin-interfaces",
+    "ros-rcl-interfaces",
+    "ros-ament-index-python",
+]
+
+setup(
+    name=PACKAGE,
+    version=VERSION,
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    package_data={PACKAGE: ["sim/assets/*.xml", "sim/assets/*.png", "policies/*", "py.typed"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+    ],
+    python_requires=">=3.10",
+    install_requires=[
+        "setuptools",
+        # The CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
+        "torch==2.13.0",
+        "numpy>=1.24",
+        "pyyaml>=6",
+        "gymnasium>=1.0",
+        "mujoco>=3.2",
+        "safetensors>=0.4",
+        "h5py>=3.8",
+        "tqdm>=4.60",
+        "matplotlib>=3.7",
+        "imageio>=2.30",
+        "pillow>=10",
+        "scipy>=1.10",
+        "tensorboard>=2.14",
+        "onnx>=1.16",
+        "onnxscript>=0.1",
+        "onnxruntime>=1.18",
+        "nir>=1.0",
+        "optuna>=3.5",
+    ],
+    extras_require={
+        # Only for machines without a ROS 2 distro: the Kilted wheels from PyPI.
+        "ros": ROS_WHEELS,
+        "dev": ["pytest>=7", "pytest-timeout>=2", "ruff>=0.4", "snntorch>=0.9"],
+    },
+    zip_safe=False,
+    maintainer="hybrid_snn_control maintainers",
+    maintainer_email="maintainers@hybrid-snn-control.dev",
+    description="Hybrid spiking-recurrent neural network control for ROS 2 robots",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "hsc = hybrid_snn_control.cli:main",
+        ],
+    },
+)

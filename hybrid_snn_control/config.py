@@ -34,6 +34,7 @@ T = TypeVar("T")
 
 __all__ = [
     "ConfigError",
+    "coerce_value",
     "flatten",
     "from_mapping",
     "load_node_params",
@@ -138,30 +139,40 @@ def from_mapping(cls: type[T], values: Mapping[str, Any], source: str = "<mappin
     """Validate ``values`` against dataclass ``cls``; unknown keys and bad types raise."""
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
+    try:
+        return _build(cls, values, prefix="")
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _build(cls: type[T], values: Any, prefix: str) -> T:
     if not isinstance(values, Mapping):
-        raise ConfigError(f"{source}: expected a map, got {type(values).__name__}")
+        where = f"parameter '{prefix.rstrip('.')}'" if prefix else "parameters"
+        raise ConfigError(f"{where} must be a map, got {type(values).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ConfigError(
-            f"{source}: unknown parameter(s) {', '.join(unknown)}; "
-            f"known: {', '.join(sorted(fields))}"
+            f"unknown parameter(s) {', '.join(prefix + u for u in unknown)}; "
+            f"known: {', '.join(sorted(prefix + f for f in fields))}"
         )
-    kwargs = {}
-    for name, value in values.items():
-        key = f"{source}: parameter '{name}'"
-        kwargs[name] = _coerce(value, hints[name], key, fields[name].metadata)
+    kwargs = {
+        name: coerce_value(value, hints[name], prefix + name, fields[name].metadata)
+        for name, value in values.items()
+    }
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+        raise ConfigError(str(exc)) from None
 
 
-def _coerce(value: Any, tp: Any, key: str, meta: Mapping[str, Any]) -> Any:
+def coerce_value(value: Any, tp: Any, name: str, meta: Mapping[str, Any]) -> Any:
+    """Check one value against a field type and metadata; ConfigError names the parameter."""
+    key = f"parameter '{name}'"
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
-        return from_mapping(tp, value if value is not None else {}, source=key)
+        return _build(tp, value if value is not None else {}, prefix=f"{name}.")
     if origin is typing.Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:
@@ -174,7 +185,7 @@ def _coerce(value: Any, tp: Any, key: str, meta: Mapping[str, Any]) -> Any:
         errors = []
         for a in args:
             try:
-                return _coerce(value, a, key, meta)
+                return coerce_value(value, a, name, meta)
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0])
@@ -182,7 +193,7 @@ def _coerce(value: Any, tp: Any, key: str, meta: Mapping[str, Any]) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key} must be a list, got {type(value).__name__} {value!r}")
         (item_tp, *_) = typing.get_args(tp) or (Any,)
-        items = [_coerce(v, item_tp, f"{key}[{i}]", {}) for i, v in enumerate(value)]
+        items = [coerce_value(v, item_tp, f"{name}[{i}]", {}) for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
     if tp is Any:
         return value

@@ -1,0 +1,532 @@
+"""Codecs: event arrays <-> the bytes of ROS messages (no rclpy import here).
+
+**PointCloud2** (the package's own transport, DESIGN §7).  One point per event, little
+endian, ``point_step = 9`` bytes, packed::
+
+    offset 0  x  UINT16   pixel column
+    offset 2  y  UINT16   pixel row
+    offset 4  t  UINT32   microseconds after header.stamp (stamp = time of the first event)
+    offset 8  p  INT8     +1 ON, -1 OFF
+
+:func:`pointcloud2_encode` returns the ``fields`` / ``point_step`` / ``row_step`` / ``data``
+a node copies into ``sensor_msgs/PointCloud2`` (``height = 1``, ``width = n``).
+:func:`pointcloud2_decode` reads *any* layout with x/y/t/p fields from its ``fields`` list
+(offsets and types are read, not assumed), e.g. CARLA's DVS cloud with a FLOAT64 ``t``.
+
+**event_camera_msgs/EventPacket** payloads (``events`` bytes) in the ``mono`` and ``evt3``
+encodings; see :func:`mono_decode` and :func:`evt3_decode`.  Decoders are vectorized numpy.
+Bad input never hangs: it raises ``ValueError`` (``strict=True``, the default) or is dropped
+and counted in a :class:`DecodeStats` (``strict=False``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hybrid_snn_control.events.arrays import EVENT_DTYPE, normalize_polarity
+
+# sensor_msgs/PointField datatype codes
+INT8, UINT8, INT16, UINT16, INT32, UINT32, FLOAT32, FLOAT64 = range(1, 9)
+_POINTFIELD_NUMPY = {
+    INT8: "i1",
+    UINT8: "u1",
+    INT16: "i2",
+    UINT16: "u2",
+    INT32: "i4",
+    UINT32: "u4",
+    FLOAT32: "f4",
+    FLOAT64: "f8",
+}
+
+
+@dataclass(frozen=True)
+class PointFieldSpec:
+    """The four values of a ``sensor_msgs/PointField``."""
+
+    name: str
+    offset: int
+    datatype: int
+    count: int = 1
+
+
+POINTCLOUD2_FIELDS: tuple[PointFieldSpec, ...] = (
+    PointFieldSpec("x", 0, UINT16),
+    PointFieldSpec("y", 2, UINT16),
+    PointFieldSpec("t", 4, UINT32),
+    PointFieldSpec("p", 8, INT8),
+)
+POINTCLOUD2_POINT_STEP = 9
+_PC2_DTYPE = np.dtype(
+    {
+        "names": ["x", "y", "t", "p"],
+        "formats": ["<u2", "<u2", "<u4", "i1"],
+        "offsets": [0, 2, 4, 8],
+        "itemsize": POINTCLOUD2_POINT_STEP,
+    }
+)
+
+
+@dataclass
+class PointCloud2Payload:
+    """What goes into a ``sensor_msgs/PointCloud2`` (``height = 1``, ``is_dense = True``)."""
+
+    fields: tuple[PointFieldSpec, ...]
+    point_step: int
+    row_step: int
+    width: int
+    height: int
+    data: bytes
+    stamp_us: int  # header.stamp in microseconds (time of the first event)
+    is_bigendian: bool = False
+
+
+@dataclass
+class DecodeStats:
+    """Counters filled by decoders in ``strict=False`` mode (dropped input, not errors)."""
+
+    events: int = 0
+    dropped_bytes: int = 0
+    dropped_events: int = 0
+    unknown_words: int = 0
+    messages: list[str] = field(default_factory=list)
+
+    def drop(self, what: str) -> None:
+        self.messages.append(what)
+
+
+def _fail_or_count(strict: bool, stats: DecodeStats | None, msg: str) -> None:
+    if strict:
+        raise ValueError(msg)
+    if stats is not None:
+        stats.drop(msg)
+
+
+# --------------------------------------------------------------------------- PointCloud2
+def pointcloud2_encode(events: np.ndarray, stamp_us: int | None = None) -> PointCloud2Payload:
+    """Pack events into the package's PointCloud2 layout.
+
+    ``stamp_us`` (default: the first event's time) becomes ``header.stamp``; ``t`` is stored
+    as microseconds after it and must fit UINT32 (about 71 minutes).
+    """
+    if not isinstance(events, np.ndarray) or events.dtype != EVENT_DTYPE:
+        raise ValueError("pointcloud2_encode needs an EVENT_DTYPE array")
+    n = events.size
+    if stamp_us is None:
+        stamp_us = int(events["t"][0]) if n else 0
+    stamp_us = int(stamp_us)
+    buf = np.empty(n, dtype=_PC2_DTYPE)
+    if n:
+        dt = events["t"] - stamp_us
+        if dt.min() < 0 or dt.max() > np.iinfo(np.uint32).max:
+            raise ValueError(
+                f"event times must lie in [stamp, stamp + 2^32 us) for PointCloud2; got "
+                f"[{dt.min()}, {dt.max()}] us after stamp {stamp_us}: split the packet"
+            )
+        buf["x"] = events["x"]
+        buf["y"] = events["y"]
+        buf["t"] = dt
+        buf["p"] = events["p"]
+    return PointCloud2Payload(
+        fields=POINTCLOUD2_FIELDS,
+        point_step=POINTCLOUD2_POINT_STEP,
+        row_step=POINTCLOUD2_POINT_STEP * n,
+        width=n,
+        height=1,
+        data=buf.tobytes(),
+        stamp_us=stamp_us,
+    )
+
+
+def _field_get(f: Any, name: str):
+    return f[name] if isinstance(f, dict) else getattr(f, name)
+
+
+def pointcloud2_decode(
+    data: bytes | bytearray | memoryview | np.ndarray,
+    fields: Sequence[Any] = POINTCLOUD2_FIELDS,
+    point_step: int = POINTCLOUD2_POINT_STEP,
+    stamp_us: int = 0,
+    width: int | None = None,
+    height: int = 1,
+    is_bigendian: bool = False,
+    t_scale_us: float | None = None,
+) -> np.ndarray:
+    """Decode a PointCloud2 ``data`` buffer with x/y/t/p fields into an event array.
+
+    ``fields``: ``PointField`` messages, :class:`PointFieldSpec` s or dicts with ``name``,
+    ``offset``, ``datatype``, ``count``.  ``t`` is read as ``t * t_scale_us`` microseconds
+    after ``stamp_us`` (``t_scale_us`` default: 1 for integer ``t``, 1e6 for float ``t``,
+    i.e. seconds).  ``p`` may be ±1 or 0/1.  Raises ``ValueError`` on missing fields,
+    unsupported types, fields outside ``point_step`` or a data size that does not match.
+    """
+    if point_step <= 0:
+        raise ValueError(f"point_step must be positive; got {point_step}")
+    by_name = {}
+    for f in fields:
+        name = _field_get(f, "name")
+        by_name[name] = f
+    missing = [n for n in "xytp" if n not in by_name]
+    if missing:
+        raise ValueError(
+            f"PointCloud2 has no field(s) {missing}; fields are {list(by_name)} (need x, y, t, p)"
+        )
+    order_char = ">" if is_bigendian else "<"
+    names, formats, offsets = [], [], []
+    for n in "xytp":
+        f = by_name[n]
+        dtype_code, offset, count = (
+            int(_field_get(f, "datatype")),
+            int(_field_get(f, "offset")),
+            int(_field_get(f, "count")),
+        )
+        if dtype_code not in _POINTFIELD_NUMPY:
+            raise ValueError(f"field {n}: unsupported PointField datatype {dtype_code} (1..8)")
+        if count != 1:
+            raise ValueError(f"field {n}: count={count}, only scalar fields (count 1) are read")
+        fmt = np.dtype(_POINTFIELD_NUMPY[dtype_code]).newbyteorder(order_char)
+        if offset < 0 or offset + fmt.itemsize > point_step:
+            raise ValueError(
+                f"field {n} at offset {offset} ({fmt.itemsize} bytes) does not fit "
+                f"point_step={point_step}"
+            )
+        names.append(n)
+        formats.append(fmt)
+        offsets.append(offset)
+    raw = memoryview(data).cast("B") if not isinstance(data, np.ndarray) else data.view(np.uint8)
+    nbytes = raw.nbytes if isinstance(raw, memoryview) else raw.size
+    if nbytes % point_step:
+        raise ValueError(f"data size {nbytes} is not a multiple of point_step={point_step}")
+    n_points = nbytes // point_step
+    if width is not None and width * height != n_points:
+        raise ValueError(
+            f"width*height = {width}*{height} points but data holds {n_points} "
+            f"({nbytes} bytes / point_step {point_step})"
+        )
+    dt = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": point_step})
+    pts = np.frombuffer(raw, dtype=dt, count=n_points)
+    out = np.empty(n_points, dtype=EVENT_DTYPE)
+    for n in ("x", "y"):
+        v = pts[n]
+        if v.dtype.kind == "f":
+            v = np.rint(v)
+        if v.dtype.kind in "if" and n_points and (v.min() < 0 or v.max() > 65535):
+            raise ValueError(f"field {n} has values outside 0..65535")
+        out[n] = v
+    t = pts["t"]
+    if t.dtype.kind == "f" or (t_scale_us is not None and t_scale_us != 1):
+        scale = (1e6 if t.dtype.kind == "f" else 1.0) if t_scale_us is None else t_scale_us
+        out["t"] = stamp_us + np.rint(t * scale).astype(np.int64)
+    else:
+        out["t"] = t
+        if stamp_us:
+            out["t"] += stamp_us
+    p = pts["p"]
+    if p.dtype == np.int8 and _is_pm1(p):
+        out["p"] = p
+    else:
+        out["p"] = normalize_polarity(np.rint(p).astype(np.int64) if p.dtype.kind == "f" else p)
+    return out
+
+
+def _is_pm1(p: np.ndarray) -> bool:
+    """True if every value is exactly -1 or +1 (fast path: no conversion needed)."""
+    return bool(np.all(np.abs(p.astype(np.int16, copy=False)) == 1)) if p.size else True
+
+
+# --------------------------------------------------------------------------- mono
+def mono_encode(events: np.ndarray, time_base_ns: int | None = None) -> tuple[bytes, int]:
+    """Encode events as an EventPacket ``mono`` payload; returns ``(events_bytes, time_base_ns)``.
+
+    One little-endian u64 per event: bit 63 polarity (1 = ON), bits 48-62 y, 32-47 x,
+    bits 0-31 time after ``time_base`` in nanoseconds (so a packet spans < 4.29 s).
+    """
+    if not isinstance(events, np.ndarray) or events.dtype != EVENT_DTYPE:
+        raise ValueError("mono_encode needs an EVENT_DTYPE array")
+    if time_base_ns is None:
+        time_base_ns = int(events["t"][0]) * 1000 if events.size else 0
+    dt_ns = events["t"].astype(np.int64) * 1000 - int(time_base_ns)
+    if events.size and (dt_ns.min() < 0 or dt_ns.max() > 0xFFFFFFFF):
+        raise ValueError("mono: event times must lie in [time_base, time_base + 4.29 s)")
+    if events.size and int(events["y"].max()) > 0x7FFF:
+        raise ValueError("mono: y must be < 32768")
+    w = (
+        (events["p"] > 0).astype(np.uint64) << np.uint64(63)
+        | events["y"].astype(np.uint64) << np.uint64(48)
+        | events["x"].astype(np.uint64) << np.uint64(32)
+        | dt_ns.astype(np.uint64)
+    )
+    return w.astype("<u8").tobytes(), int(time_base_ns)
+
+
+def mono_decode(
+    payload: bytes | bytearray | memoryview,
+    time_base_ns: int,
+    is_bigendian: bool = False,
+    sensor_size: tuple[int, int] | None = None,
+    strict: bool = True,
+    stats: DecodeStats | None = None,
+) -> np.ndarray:
+    """Decode a ``mono`` payload into events (``t`` in µs = (time_base + dt) // 1000).
+
+    A length that is not a multiple of 8, or events outside ``sensor_size``, raise
+    ``ValueError`` (``strict``) or are dropped and counted in ``stats``.
+    """
+    raw = memoryview(payload).cast("B")
+    n, rest = divmod(raw.nbytes, 8)
+    if rest:
+        _fail_or_count(strict, stats, f"mono payload of {raw.nbytes} bytes is not a multiple of 8")
+        if stats is not None:
+            stats.dropped_bytes += rest
+    w = np.frombuffer(raw, dtype=">u8" if is_bigendian else "<u8", count=n)
+    out = np.empty(n, dtype=EVENT_DTYPE)
+    out["t"] = (int(time_base_ns) + (w & np.uint64(0xFFFFFFFF)).astype(np.int64)) // 1000
+    out["x"] = (w >> np.uint64(32)) & np.uint64(0xFFFF)
+    out["y"] = (w >> np.uint64(48)) & np.uint64(0x7FFF)
+    out["p"] = ((w >> np.uint64(63)).astype(np.int8) << 1) - 1
+    out = _drop_outside(out, sensor_size, strict, stats, "mono")
+    if stats is not None:
+        stats.events += out.size
+    return out
+
+
+def _drop_outside(out, sensor_size, strict, stats, what):
+    if sensor_size is None or out.size == 0:
+        return out
+    bad = (out["x"] >= sensor_size[0]) | (out["y"] >= sensor_size[1])
+    n_bad = int(np.count_nonzero(bad))
+    if n_bad:
+        _fail_or_count(strict, stats, f"{what}: {n_bad} events outside sensor {sensor_size}")
+        if stats is not None:
+            stats.dropped_events += n_bad
+        out = out[~bad]
+    return out
+
+
+# --------------------------------------------------------------------------- EVT 3.0
+EVT_ADDR_Y, EVT_ADDR_X, VECT_BASE_X, VECT_12, VECT_8 = 0x0, 0x2, 0x3, 0x4, 0x5
+EVT_TIME_LOW, CONTINUED_4, EVT_TIME_HIGH, EXT_TRIGGER = 0x6, 0x7, 0x8, 0xA
+OTHERS, CONTINUED_12 = 0xE, 0xF
+_KNOWN_EVT3 = {
+    EVT_ADDR_Y, EVT_ADDR_X, VECT_BASE_X, VECT_12, VECT_8, EVT_TIME_LOW, CONTINUED_4,
+    EVT_TIME_HIGH, EXT_TRIGGER, OTHERS, CONTINUED_12,
+}  # fmt: skip
+_TIME_WRAP_US = 1 << 24
+
+
+@dataclass
+class Evt3State:
+    """Decoder state carried from one EVT 3.0 packet to the next (``-1`` = not seen yet)."""
+
+    y: int = -1
+    base_x: int = -1  # next x of a vector (after the last VECT_BASE_X and vectors)
+    polarity: int = 0  # of vectors, 0/1
+    time_high: int = -1  # last TIME_HIGH value (12 bits)
+    time_low: int = 0  # last TIME_LOW since that TIME_HIGH
+    loops: int = 0  # 24-bit time wraps seen
+
+
+def _ffill(mask: np.ndarray, values: np.ndarray, initial: int) -> np.ndarray:
+    """At each position, the value at the last ``mask`` position at or before it (or initial)."""
+    pos = np.where(mask, np.arange(mask.size), -1)
+    np.maximum.accumulate(pos, out=pos)
+    ext = np.concatenate([[initial], values])
+    return ext[pos + 1]
+
+
+def evt3_decode(
+    payload: bytes | bytearray | memoryview,
+    state: Evt3State | None = None,
+    sensor_size: tuple[int, int] | None = None,
+    strict: bool = True,
+    stats: DecodeStats | None = None,
+) -> np.ndarray:
+    """Decode Prophesee EVT 3.0 words (little endian u16) into events (``t`` in sensor µs).
+
+    Pass the same ``state`` for consecutive packets to carry y / x base / polarity / time and
+    the 24-bit time wraps across packets (updated in place).  Events before the first
+    TIME_HIGH / ADDR_Y / VECT_BASE_X they need are dropped and counted (or raise, ``strict``).
+    EXT_TRIGGER, OTHERS and CONTINUED words are skipped; unknown word types raise (``strict``)
+    or are counted in ``stats.unknown_words``.  An odd byte count drops the last byte.
+    """
+    st = state if state is not None else Evt3State()
+    raw = memoryview(payload).cast("B")
+    n, rest = divmod(raw.nbytes, 2)
+    if rest:
+        _fail_or_count(strict, stats, f"evt3 payload of {raw.nbytes} bytes is odd (truncated)")
+        if stats is not None:
+            stats.dropped_bytes += rest
+    words = np.frombuffer(raw, dtype="<u2", count=n)
+    typ = (words >> 12).astype(np.int64)
+    val = (words & 0x0FFF).astype(np.int64)
+
+    known = np.isin(typ, list(_KNOWN_EVT3))
+    n_unknown = int(n - np.count_nonzero(known))
+    if n_unknown:
+        bad = np.unique(typ[~known]).tolist()
+        _fail_or_count(strict, stats, f"evt3: {n_unknown} words of unknown type {bad}")
+        if stats is not None:
+            stats.unknown_words += n_unknown
+
+    # time: TIME_HIGH resets low to 0; wraps when the 12-bit high value decreases
+    is_hi = typ == EVT_TIME_HIGH
+    is_lo = typ == EVT_TIME_LOW
+    hi_vals = val[is_hi]
+    prev_hi = np.concatenate([[st.time_high], hi_vals[:-1]])
+    wraps = np.cumsum((hi_vals < prev_hi) & (prev_hi >= 0)) + st.loops
+    hi_abs = wraps * _TIME_WRAP_US + (hi_vals << 12)
+    init_hi = st.loops * _TIME_WRAP_US + (st.time_high << 12) if st.time_high >= 0 else -1
+    hi_now = _ffill(is_hi, _scatter(is_hi, hi_abs), init_hi)
+    lo_now = _ffill(is_hi | is_lo, np.where(is_lo, val, 0), st.time_low)
+    t_now = hi_now + lo_now
+
+    y_now = _ffill(typ == EVT_ADDR_Y, val & 0x7FF, st.y)
+
+    # vectors: x = (base at last VECT_BASE_X) + 12/8 per vector word since then
+    is_base = typ == VECT_BASE_X
+    inc = np.where(typ == VECT_12, 12, np.where(typ == VECT_8, 8, 0))
+    cs_excl = np.cumsum(inc) - inc
+    base_off = _ffill(is_base, (val & 0x7FF) - cs_excl, -(1 << 40))
+    if st.base_x >= 0:  # base carried from the previous packet
+        base_off = np.where(base_off == -(1 << 40), st.base_x, base_off)
+    vec_base = base_off + cs_excl
+    vec_pol = _ffill(is_base, (val >> 11) & 1, st.polarity)
+
+    # one row per event-producing word: (word index, x of bit 0, mask, polarity)
+    is_x = typ == EVT_ADDR_X
+    is_vec = (typ == VECT_12) | (typ == VECT_8)
+    prod = np.flatnonzero(is_x | is_vec)
+    px = is_x[prod]
+    xbase = np.where(px, val[prod] & 0x7FF, vec_base[prod])
+    mask = np.where(px, 1, np.where(typ[prod] == VECT_8, val[prod] & 0xFF, val[prod]))
+    pol = np.where(px, (val[prod] >> 11) & 1, vec_pol[prod])
+    bits = ((mask[:, None] >> np.arange(12)) & 1).astype(bool)
+    row, bit = np.nonzero(bits)
+    word = prod[row]
+    ev_t = t_now[word]
+    ev_y = y_now[word]
+    ev_x = xbase[row] + bit
+    valid = (ev_t >= 0) & (ev_y >= 0) & (ev_x >= 0)
+    n_invalid = int(ev_t.size - np.count_nonzero(valid))
+    if n_invalid:
+        _fail_or_count(
+            strict, stats, f"evt3: {n_invalid} events before their time/y/x base were set"
+        )
+    wide = valid & (ev_x > 0x7FF)  # vector runs past the 11-bit address range: corrupt
+    n_wide = int(np.count_nonzero(wide))
+    if n_wide:
+        _fail_or_count(strict, stats, f"evt3: {n_wide} vector events beyond x = 2047")
+        valid &= ~wide
+    if stats is not None:
+        stats.dropped_events += n_invalid + n_wide
+    out = np.empty(int(np.count_nonzero(valid)), dtype=EVENT_DTYPE)
+    out["t"] = ev_t[valid]
+    out["y"] = ev_y[valid]
+    out["x"] = ev_x[valid]
+    out["p"] = pol[row][valid].astype(np.int8) * 2 - 1
+    out = _drop_outside(out, sensor_size, strict, stats, "evt3")
+
+    # carry the state
+    if n:
+        if is_hi.any():
+            st.time_high = int(hi_vals[-1])
+            st.loops = int(wraps[-1])
+        st.time_low = int(lo_now[-1])
+        st.y = int(y_now[-1])
+        if is_base.any() or st.base_x >= 0:
+            st.base_x = int(vec_base[-1] + inc[-1])
+        st.polarity = int(vec_pol[-1])
+    if stats is not None:
+        stats.events += out.size
+    return out
+
+
+def _scatter(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
+    full = np.zeros(mask.size, dtype=np.int64)
+    full[mask] = values
+    return full
+
+
+def evt3_encode(events: np.ndarray, use_vectors: bool = True) -> bytes:
+    """Encode events as EVT 3.0 words (inverse of :func:`evt3_decode` from a fresh state).
+
+    Times are sensor µs (``t >= 0``).  TIME_HIGH is written when ``t >> 12`` changes, with
+    extra TIME_HIGH words so that consecutive ones are never more than half a 24-bit wrap
+    apart (the decoder then counts wraps unambiguously).  With ``use_vectors``, runs of
+    events with the same ``t, y, p`` and increasing ``x`` become VECT_BASE_X + VECT_12 words.
+    """
+    if not isinstance(events, np.ndarray) or events.dtype != EVENT_DTYPE:
+        raise ValueError("evt3_encode needs an EVENT_DTYPE array")
+    n = events.size
+    if n == 0:
+        return b""
+    t = events["t"].astype(np.int64)
+    if t.min() < 0 or np.any(np.diff(t) < 0):
+        raise ValueError("evt3_encode: times must be >= 0 and non-decreasing")
+    x = events["x"].astype(np.int64)
+    y = events["y"].astype(np.int64)
+    if x.max() > 0x7FF or y.max() > 0x7FF:
+        raise ValueError("evt3: x and y must be < 2048")
+    pol = (events["p"] > 0).astype(np.int64)
+
+    # groups: consecutive events with equal (t, y, p) and x increasing inside the group
+    same = np.zeros(n, bool)
+    same[1:] = (t[1:] == t[:-1]) & (y[1:] == y[:-1]) & (pol[1:] == pol[:-1]) & (x[1:] > x[:-1])
+    if not use_vectors:
+        same[:] = False
+    gstart = np.flatnonzero(~same)
+    gid = np.cumsum(~same) - 1
+    gsize = np.diff(np.append(gstart, n))
+    ng = gstart.size
+    g_t, g_y, g_p, g_x0 = t[gstart], y[gstart], pol[gstart], x[gstart]
+
+    keys: list[np.ndarray] = []  # (group, slot, sub) sort keys
+    wds: list[np.ndarray] = []
+
+    def emit(group, slot, sub, word):
+        keys.append(np.stack([np.asarray(group), np.full(len(group), slot), np.asarray(sub)]))
+        wds.append(np.asarray(word, dtype=np.int64))
+
+    # TIME_HIGH with bridging words every 2048 steps of t >> 12
+    hi = g_t >> 12
+    prev = np.concatenate([[-1], hi[:-1]])
+    changed = hi != prev
+    gaps = np.where(changed, np.where(prev < 0, 1, -(-(hi - prev) // 2048)), 0)
+    gi = np.repeat(np.arange(ng), gaps)
+    k = np.arange(gi.size) - np.repeat(np.cumsum(gaps) - gaps, gaps)  # 0..gaps-1
+    first = prev[gi] < 0
+    hv = np.where(first, hi[gi], np.minimum(prev[gi] + 2048 * (k + 1), hi[gi]))
+    emit(gi, 0, k, (EVT_TIME_HIGH << 12) | (hv & 0xFFF))
+    # TIME_LOW when t changed
+    tchg = np.flatnonzero(g_t != np.concatenate([[-1], g_t[:-1]]))
+    emit(tchg, 1, np.zeros(tchg.size), (EVT_TIME_LOW << 12) | (g_t[tchg] & 0xFFF))
+    # ADDR_Y when y changed (or first)
+    ychg = np.flatnonzero(g_y != np.concatenate([[-1], g_y[:-1]]))
+    emit(ychg, 2, np.zeros(ychg.size), (EVT_ADDR_Y << 12) | g_y[ychg])
+    # single events: ADDR_X
+    single = np.flatnonzero(gsize == 1)
+    emit(single, 3, np.zeros(single.size), (EVT_ADDR_X << 12) | (g_p[single] << 11) | g_x0[single])
+    # vector groups: VECT_BASE_X then one VECT_12 per 12 columns from x0
+    multi = np.flatnonzero(gsize > 1)
+    emit(multi, 3, np.zeros(multi.size), (VECT_BASE_X << 12) | (g_p[multi] << 11) | g_x0[multi])
+    if multi.size:
+        in_multi = gsize[gid] > 1
+        ev_idx = np.flatnonzero(in_multi)
+        off = x[ev_idx] - g_x0[gid[ev_idx]]
+        chunk = off // 12
+        nchunks = np.zeros(ng, np.int64)
+        np.maximum.at(nchunks, gid[ev_idx], chunk + 1)
+        cg = np.repeat(np.arange(ng), nchunks)  # one word per (group, chunk), empty ones too
+        cstart = np.cumsum(nchunks) - nchunks
+        ck = np.arange(cg.size) - np.repeat(cstart, nchunks)
+        masks = np.zeros(cg.size, np.int64)
+        np.bitwise_or.at(masks, cstart[gid[ev_idx]] + chunk, 1 << (off % 12))
+        emit(cg, 4, ck, (VECT_12 << 12) | masks)
+
+    key = np.concatenate(keys, axis=1)
+    word = np.concatenate(wds)
+    order = np.lexsort((key[2], key[1], key[0]))
+    return word[order].astype("<u2").tobytes()

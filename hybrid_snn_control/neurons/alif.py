@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from hybrid_snn_control.neurons.base import as_unit_vector, check_sequence, register_vector
+from hybrid_snn_control.neurons.fused import fused_alif, fused_enabled
 from hybrid_snn_control.neurons.lif import LIF
 from hybrid_snn_control.neurons.surrogate import spike
 
@@ -46,8 +47,8 @@ def alif_dynamics(
     detach_reset: bool,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One ALIF update; returns ``(spikes, membrane after reset, next adaptation)``."""
-    u = decay * v + current
-    theta = threshold + beta * a
+    u = torch.addcmul(current, decay, v)
+    theta = torch.addcmul(threshold, beta, a)
     o = spike(u - theta, surrogate, scale)
     r = o.detach() if detach_reset else o
     v_new = u - r * theta if subtract_reset else u - u * r
@@ -126,10 +127,9 @@ class ALIF(LIF):
         else:
             v, a = state
         decay, rho = self.effective_decay(), self._rho()
-        outputs = []
-        for t in range(currents.shape[0]):
-            o, v, a = alif_dynamics(
-                currents[t],
+        if fused_enabled():
+            o_seq, v, a = fused_alif(
+                currents,
                 v,
                 a,
                 decay,
@@ -137,12 +137,29 @@ class ALIF(LIF):
                 self.adaptation,
                 rho,
                 self.subtract_reset,
+                True,
+                self.detach_reset,
                 self.surrogate,
                 self.surrogate_scale,
-                self.detach_reset,
             )
-            outputs.append(o)
-        o_seq = torch.stack(outputs)
+        else:
+            outputs = []
+            for t in range(currents.shape[0]):
+                o, v, a = alif_dynamics(
+                    currents[t],
+                    v,
+                    a,
+                    decay,
+                    self.threshold,
+                    self.adaptation,
+                    rho,
+                    self.subtract_reset,
+                    self.surrogate,
+                    self.surrogate_scale,
+                    self.detach_reset,
+                )
+                outputs.append(o)
+            o_seq = torch.stack(outputs)
         if mask is not None:
             o_seq = o_seq * mask
             v = v * mask

@@ -13,13 +13,18 @@ i.e. :math:`u_t = \lambda u_{t-1}(1 - o_{t-1}) + W x_t + b`, a hard reset throug
 Defaults: :math:`\lambda = \theta = 0.6`, rectangular surrogate :math:`\ell = 0.5`
 (HSTNN sequential tasks; use 0.3 / 0.5 for DVS).
 
+A whole sequence runs the fused kernel of :mod:`.fused` (same numbers, hand-written BPTT)
+unless :func:`~hybrid_snn_control.neurons.fused.unfused` is active.
+
 State: :class:`LIFState` ``(v,)`` — the membrane *after* reset, shape ``[B, N]``.
 
 snnTorch mapping (tested): ``snntorch.Leaky(beta=λ, threshold=θ, reset_mechanism="zero")``
 (default ``reset_delay=True``) computes ``mem_t = β(1 − H(mem_{t−1} − θ)) mem_{t−1} + x_t``,
 ``spk_t = H(mem_t − θ)``: the same recursion with ``mem = u``, so
 ``spk == o`` and ``mem·(1 − spk) == v``. (snnTorch detaches the reset: ``detach_reset=True``
-matches its gradients too.) ``reset_mechanism="subtract"`` matches ``reset="subtract"``.
+matches its gradients too.) snnTorch's ``"subtract"`` is a different model: it subtracts θ
+*after* the leak (``mem = β·mem + I − θ·o_prev``) while ``reset="subtract"`` here subtracts
+before it (``u = λ(u − θ·o_prev) + I``); the tests check both statements.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from hybrid_snn_control.neurons.base import (
     heterogeneous_decay,
     register_vector,
 )
+from hybrid_snn_control.neurons.fused import fused_alif, fused_enabled
 from hybrid_snn_control.neurons.surrogate import check_surrogate, spike
 
 RESETS = ("zero", "subtract")
@@ -56,7 +62,7 @@ def lif_dynamics(
     detach_reset: bool,
 ) -> tuple[Tensor, Tensor]:
     """One LIF update from input current; returns ``(spikes, membrane after reset)``."""
-    u = decay * v + current
+    u = torch.addcmul(current, decay, v)
     o = spike(u - threshold, surrogate, scale)
     r = o.detach() if detach_reset else o
     v_new = u - r * threshold if subtract_reset else u - u * r
@@ -152,20 +158,36 @@ class LIF(Cell):
         currents = self.fc(x_seq)  # one matmul for all T steps
         v = currents.new_zeros(currents.shape[1:]) if state is None else state.v
         decay = self.effective_decay()
-        outputs = []
-        for t in range(currents.shape[0]):
-            o, v = lif_dynamics(
-                currents[t],
+        if fused_enabled():
+            o_seq, v, _ = fused_alif(
+                currents,
+                v,
                 v,
                 decay,
                 self.threshold,
+                self.threshold,
+                self.threshold,
                 self.subtract_reset,
+                False,
+                self.detach_reset,
                 self.surrogate,
                 self.surrogate_scale,
-                self.detach_reset,
             )
-            outputs.append(o)
-        o_seq = torch.stack(outputs)
+        else:
+            outputs = []
+            for t in range(currents.shape[0]):
+                o, v = lif_dynamics(
+                    currents[t],
+                    v,
+                    decay,
+                    self.threshold,
+                    self.subtract_reset,
+                    self.surrogate,
+                    self.surrogate_scale,
+                    self.detach_reset,
+                )
+                outputs.append(o)
+            o_seq = torch.stack(outputs)
         if mask is not None:  # units are independent: masking after the loop is exact
             o_seq = o_seq * mask
             v = v * mask

@@ -329,12 +329,20 @@ class Evt3State:
     loops: int = 0  # 24-bit time wraps seen
 
 
-def _ffill(mask: np.ndarray, values: np.ndarray, initial: int) -> np.ndarray:
-    """At each position, the value at the last ``mask`` position at or before it (or initial)."""
-    pos = np.where(mask, np.arange(mask.size), -1)
-    np.maximum.accumulate(pos, out=pos)
-    ext = np.concatenate([[initial], values])
-    return ext[pos + 1]
+_KNOWN_LUT = np.zeros(16, bool)
+_KNOWN_LUT[list(_KNOWN_EVT3)] = True
+_POPCOUNT12 = np.array([bin(i).count("1") for i in range(4096)], dtype=np.int32)
+
+
+def _last_of(mask: np.ndarray, values: np.ndarray, initial: int, at: np.ndarray) -> np.ndarray:
+    """At word positions ``at``: the value of the last ``mask`` word at or before (or initial).
+
+    A running count of ``mask`` words indexes ``[initial, *values]``: no forward fill over
+    the whole stream is materialized, only the gathers at ``at``.
+    """
+    count = np.cumsum(mask, dtype=np.int32)
+    table = np.concatenate([np.array([initial], dtype=np.int64), values.astype(np.int64)])
+    return table[count[at]]
 
 
 def evt3_decode(
@@ -360,10 +368,10 @@ def evt3_decode(
         if stats is not None:
             stats.dropped_bytes += rest
     words = np.frombuffer(raw, dtype="<u2", count=n)
-    typ = (words >> 12).astype(np.int64)
-    val = (words & 0x0FFF).astype(np.int64)
+    typ = (words >> 12).astype(np.uint8)
+    val = words & np.uint16(0x0FFF)
 
-    known = np.isin(typ, list(_KNOWN_EVT3))
+    known = _KNOWN_LUT[typ]
     n_unknown = int(n - np.count_nonzero(known))
     if n_unknown:
         bad = np.unique(typ[~known]).tolist()
@@ -371,46 +379,66 @@ def evt3_decode(
         if stats is not None:
             stats.unknown_words += n_unknown
 
-    # time: TIME_HIGH resets low to 0; wraps when the 12-bit high value decreases
     is_hi = typ == EVT_TIME_HIGH
     is_lo = typ == EVT_TIME_LOW
-    hi_vals = val[is_hi]
+    is_y = typ == EVT_ADDR_Y
+    is_x = typ == EVT_ADDR_X
+    is_base = typ == VECT_BASE_X
+    is_v12 = typ == VECT_12
+    is_v8 = typ == VECT_8
+    prod = np.flatnonzero(is_x | is_v12 | is_v8)  # words that carry events
+
+    # time: TIME_HIGH (12 bits << 12) resets the low part; a decrease of it is a 24-bit wrap
+    hi_vals = val[is_hi].astype(np.int64)
     prev_hi = np.concatenate([[st.time_high], hi_vals[:-1]])
     wraps = np.cumsum((hi_vals < prev_hi) & (prev_hi >= 0)) + st.loops
     hi_abs = wraps * _TIME_WRAP_US + (hi_vals << 12)
     init_hi = st.loops * _TIME_WRAP_US + (st.time_high << 12) if st.time_high >= 0 else -1
-    hi_now = _ffill(is_hi, _scatter(is_hi, hi_abs), init_hi)
-    lo_now = _ffill(is_hi | is_lo, np.where(is_lo, val, 0), st.time_low)
-    t_now = hi_now + lo_now
+    is_tm = is_hi | is_lo
+    lo_vals = np.where(is_lo[is_tm], val[is_tm], 0)
+    hi_at = _last_of(is_hi, hi_abs, init_hi, prod)
+    t_at = np.where(hi_at >= 0, hi_at + _last_of(is_tm, lo_vals, st.time_low, prod), -1)
+    y_at = _last_of(is_y, val[is_y] & 0x7FF, st.y, prod)
 
-    y_now = _ffill(typ == EVT_ADDR_Y, val & 0x7FF, st.y)
+    # vectors: x of bit 0 = x at the last VECT_BASE_X + 12 / 8 per vector word since then
+    inc = is_v12.astype(np.int32) * 12 + is_v8.astype(np.int32) * 8
+    cs_excl = np.cumsum(inc, dtype=np.int64) - inc
+    no_base = -(1 << 40)
+    base_init = st.base_x if st.base_x >= 0 else no_base
+    base_vals = (val[is_base] & 0x7FF).astype(np.int64) - cs_excl[is_base]
+    base_count = np.cumsum(is_base, dtype=np.int32)[prod]
+    x0_at = np.concatenate([[base_init], base_vals])[base_count] + cs_excl[prod]
+    pol_vec = np.concatenate([[st.polarity], (val[is_base] >> 11) & 1])[base_count]
 
-    # vectors: x = (base at last VECT_BASE_X) + 12/8 per vector word since then
-    is_base = typ == VECT_BASE_X
-    inc = np.where(typ == VECT_12, 12, np.where(typ == VECT_8, 8, 0))
-    cs_excl = np.cumsum(inc) - inc
-    base_off = _ffill(is_base, (val & 0x7FF) - cs_excl, -(1 << 40))
-    if st.base_x >= 0:  # base carried from the previous packet
-        base_off = np.where(base_off == -(1 << 40), st.base_x, base_off)
-    vec_base = base_off + cs_excl
-    vec_pol = _ffill(is_base, (val >> 11) & 1, st.polarity)
-
-    # one row per event-producing word: (word index, x of bit 0, mask, polarity)
-    is_x = typ == EVT_ADDR_X
-    is_vec = (typ == VECT_12) | (typ == VECT_8)
-    prod = np.flatnonzero(is_x | is_vec)
+    pv = val[prod].astype(np.int32)
     px = is_x[prod]
-    xbase = np.where(px, val[prod] & 0x7FF, vec_base[prod])
-    mask = np.where(px, 1, np.where(typ[prod] == VECT_8, val[prod] & 0xFF, val[prod]))
-    pol = np.where(px, (val[prod] >> 11) & 1, vec_pol[prod])
-    bits = ((mask[:, None] >> np.arange(12)) & 1).astype(bool)
-    row, bit = np.nonzero(bits)
-    word = prod[row]
-    ev_t = t_now[word]
-    ev_y = y_now[word]
-    ev_x = xbase[row] + bit
+    x0_at = np.where(px, pv & 0x7FF, x0_at)
+    pol_at = np.where(px, (pv >> 11) & 1, pol_vec)
+    mask = np.where(px, 1, np.where(is_v8[prod], pv & 0xFF, pv))
+    counts = _POPCOUNT12[mask]
+    # events in stream order without sorting: word k's events start at offsets[k]
+    offsets = np.cumsum(counts) - counts
+    total = int(offsets[-1] + counts[-1]) if prod.size else 0
+    ev_t = np.empty(total, np.int64)
+    ev_y = np.empty(total, np.int64)
+    ev_x = np.empty(total, np.int64)
+    ev_p = np.empty(total, np.int8)
+    single = np.flatnonzero(px)
+    o = offsets[single]
+    ev_t[o], ev_y[o], ev_x[o], ev_p[o] = t_at[single], y_at[single], x0_at[single], pol_at[single]
+    vec = np.flatnonzero(~px)
+    if vec.size:
+        bits = np.unpackbits(
+            mask[vec].astype("<u2").view(np.uint8).reshape(-1, 2), axis=1, bitorder="little"
+        )[:, :12]
+        row, bit = np.nonzero(bits)
+        k = vec[row]
+        o = offsets[k] + (np.arange(row.size) - (np.cumsum(counts[vec]) - counts[vec])[row])
+        ev_t[o], ev_y[o] = t_at[k], y_at[k]
+        ev_x[o], ev_p[o] = x0_at[k] + bit, pol_at[k]
+
     valid = (ev_t >= 0) & (ev_y >= 0) & (ev_x >= 0)
-    n_invalid = int(ev_t.size - np.count_nonzero(valid))
+    n_invalid = int(total - np.count_nonzero(valid))
     if n_invalid:
         _fail_or_count(
             strict, stats, f"evt3: {n_invalid} events before their time/y/x base were set"
@@ -422,32 +450,31 @@ def evt3_decode(
         valid &= ~wide
     if stats is not None:
         stats.dropped_events += n_invalid + n_wide
-    out = np.empty(int(np.count_nonzero(valid)), dtype=EVENT_DTYPE)
-    out["t"] = ev_t[valid]
-    out["y"] = ev_y[valid]
-    out["x"] = ev_x[valid]
-    out["p"] = pol[row][valid].astype(np.int8) * 2 - 1
+    if n_invalid or n_wide:
+        ev_t, ev_y, ev_x, ev_p = ev_t[valid], ev_y[valid], ev_x[valid], ev_p[valid]
+    out = np.empty(ev_t.size, dtype=EVENT_DTYPE)
+    out["t"], out["y"], out["x"] = ev_t, ev_y, ev_x
+    out["p"] = ev_p * 2 - 1
     out = _drop_outside(out, sensor_size, strict, stats, "evt3")
 
-    # carry the state
+    # carry the state to the next packet
     if n:
-        if is_hi.any():
+        if hi_vals.size:
             st.time_high = int(hi_vals[-1])
             st.loops = int(wraps[-1])
-        st.time_low = int(lo_now[-1])
-        st.y = int(y_now[-1])
-        if is_base.any() or st.base_x >= 0:
-            st.base_x = int(vec_base[-1] + inc[-1])
-        st.polarity = int(vec_pol[-1])
+        if lo_vals.size:
+            st.time_low = int(lo_vals[-1])
+        if is_y.any():
+            st.y = int(val[is_y][-1] & 0x7FF)
+        cs_total = int(cs_excl[-1] + inc[-1])
+        if base_vals.size:  # x where the next vector word starts
+            st.base_x = int(base_vals[-1]) + cs_total
+            st.polarity = int(val[is_base][-1] >> 11) & 1
+        elif st.base_x >= 0:
+            st.base_x += cs_total
     if stats is not None:
         stats.events += out.size
     return out
-
-
-def _scatter(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
-    full = np.zeros(mask.size, dtype=np.int64)
-    full[mask] = values
-    return full
 
 
 def evt3_encode(events: np.ndarray, use_vectors: bool = True) -> bytes:

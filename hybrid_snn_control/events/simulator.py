@@ -44,6 +44,7 @@ import numpy as np
 from hybrid_snn_control.events.arrays import EVENT_DTYPE, empty_events
 
 _NEVER_US = np.iinfo(np.int64).min // 4  # "no event yet" for the refractory timer
+_EMPTY_IDX = np.zeros(0, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,8 @@ class EventCameraSimulator:
         self._log = None  # previous (filtered) log intensity, flat
         self._ref = None
         self._t_us: int | None = None
+        self._gray = None  # previous gray frame, flat (to skip unchanged pixels)
+        self._dirty = _EMPTY_IDX
         self._last_event_us = np.full(self.num_pixels, _NEVER_US, dtype=np.int64)
         self.set_params(self.params)
 
@@ -214,6 +217,7 @@ class EventCameraSimulator:
         if not isinstance(params, SimulatorParams):
             raise ValueError(f"set_params needs SimulatorParams, got {type(params).__name__}")
         self.params = params
+        self._params_changed = True  # thresholds may have moved under unchanged pixels
         p = params
         self._c_on = np.maximum(
             p.contrast_threshold_on + p.threshold_sigma * self._z_on, p.min_threshold
@@ -245,35 +249,61 @@ class EventCameraSimulator:
             raise ValueError("frame contains NaN; intensities must be finite in [0, 1]")
         t_us = int(t_us)
         p = self.params
-        if gray.dtype == np.uint8:
-            log_new = self._lut.take(gray.reshape(-1))
-        else:
-            log_new = np.log(p.log_eps + gray.reshape(-1))
+        flat = gray.reshape(-1)
         if self._log is None:
-            self._log = log_new
-            self._ref = log_new.copy()
+            self._log = self._to_log(flat)
+            self._ref = self._log.copy()
             if p.leak_rate_hz > 0:  # random leak phase, else all pixels leak in step
                 self._ref -= self._noise_rng.uniform(0.0, 1.0, self.num_pixels) * self._c_on
             self._t_us = t_us
+            self._gray = flat.copy()
+            self._params_changed = False
             self.stats = dict(on=0, off=0, noise=0, refractory_dropped=0, pixels_fired=0)
             return empty_events()
         t0 = self._t_us
         dt_us = t_us - t0
         if dt_us < 0:
             raise ValueError(f"frame time {t_us} us is before the previous frame ({t0} us)")
-        if p.cutoff_hz > 0:
-            log_new = lowpass_step(self._log, log_new, intensity01(gray), dt_us, p.cutoff_hz)
 
-        ref_old = self._ref
-        ref_new = ref_old - self._leak_per_us * dt_us if p.leak_rate_hz > 0 else ref_old
-        d1 = log_new - ref_new
-        idx = np.flatnonzero((d1 >= self._c_on) | (d1 <= self._neg_c_off))
-        signal = self._crossings(idx, d1, ref_old, ref_new, t0, dt_us)
-        noise = self._shot_noise(ref_new, log_new, t0, dt_us)
+        if (
+            p.leak_rate_hz == 0
+            and p.cutoff_hz == 0
+            and not self._params_changed
+            and self._gray.dtype == flat.dtype
+        ):
+            # Unchanged pixels cannot fire: every pixel ends a frame strictly inside its
+            # thresholds (pixels that do not, after rounding, are kept in _dirty).  So only
+            # changed pixels are converted and tested; this is exact, not an approximation.
+            cand = np.flatnonzero(flat != self._gray)
+        else:
+            cand = None
+        if cand is not None and cand.size < self.num_pixels // 4:
+            if self._dirty.size:
+                cand = np.union1d(cand, self._dirty)
+            log_c = self._to_log(flat[cand])
+            d1c = log_c - self._ref[cand]
+            hit = (d1c >= self._c_on[cand]) | (d1c <= self._neg_c_off[cand])
+            idx, d1i = cand[hit], d1c[hit]
+            d0i = self._log[idx] - self._ref[idx]
+            self._log[cand] = log_c
+        else:
+            log_new = self._to_log(flat)
+            if p.cutoff_hz > 0:
+                log_new = lowpass_step(self._log, log_new, intensity01(gray), dt_us, p.cutoff_hz)
+            ref_old = self._ref
+            ref_new = ref_old - self._leak_per_us * dt_us if p.leak_rate_hz > 0 else ref_old
+            d1 = log_new - ref_new
+            idx = np.flatnonzero((d1 >= self._c_on) | (d1 <= self._neg_c_off))
+            d1i = d1[idx]
+            d0i = self._log[idx] - ref_old[idx]
+            self._ref = ref_new
+            self._log = log_new
+        signal = self._crossings(idx, d0i, d1i, t0, dt_us)
+        noise = self._shot_noise(t0, dt_us)
 
-        self._ref = ref_new
-        self._log = log_new
         self._t_us = t_us
+        self._gray = flat.copy()
+        self._params_changed = False
         self.stats["pixels_fired"] = int(idx.size)
         self.stats["noise"] = int(noise.size)
         if noise.size == 0:
@@ -281,34 +311,43 @@ class EventCameraSimulator:
         ev = np.concatenate([signal, noise])
         return ev[np.argsort(ev["t"], kind="stable")]
 
-    def _crossings(self, idx, d1, ref_old, ref_new, t0, dt_us) -> np.ndarray:
-        """Threshold crossings of the pixels ``idx``; updates ``ref_new`` in place."""
+    def _to_log(self, gray_flat: np.ndarray) -> np.ndarray:
+        if gray_flat.dtype == np.uint8:
+            return self._lut.take(gray_flat)
+        return np.log(self.params.log_eps + gray_flat)
+
+    def _crossings(self, idx, d0i, d1i, t0, dt_us) -> np.ndarray:
+        """Threshold crossings of the pixels ``idx``; moves their references in place."""
         stats = self.stats
         stats.update(on=0, off=0, refractory_dropped=0)
+        self._dirty = _EMPTY_IDX
         if idx.size == 0:
             return empty_events()
-        d1i = d1[idx]
-        d0i = self._log[idx] - ref_old[idx]
         on = d1i > 0
         sign = np.where(on, 1.0, -1.0)
         c = np.where(on, self._c_on[idx], self._c_off[idx])
         n = np.floor(np.abs(d1i) / c)
         # reference moves by all crossings, emitted or not
-        ref_new[idx] = ref_new[idx] + sign * (n * c)
+        ref = self._ref
+        ref[idx] = ref[idx] + sign * (n * c)
+        resid = self._log[idx] - ref[idx]
+        self._dirty = idx[(resid >= self._c_on[idx]) | (resid <= self._neg_c_off[idx])]
         n_int = n.astype(np.int64)
         total = int(n_int.sum())
         starts = np.cumsum(n_int) - n_int
-        rank = np.arange(total, dtype=np.int64) - np.repeat(starts, n_int) + 1
-        sign_r = np.repeat(sign, n_int)
-        level = sign_r * (rank.astype(np.float64) * np.repeat(c, n_int))
-        d0r = np.repeat(d0i, n_int)
+        if total == idx.size:  # one crossing per pixel (the common case): no expansion
+            sign_r, level, d0r, d1r, pix = sign, sign * c, d0i, d1i, idx
+        else:
+            rank = np.arange(total, dtype=np.int64) - np.repeat(starts, n_int) + 1
+            sign_r = np.repeat(sign, n_int)
+            level = sign_r * (rank.astype(np.float64) * np.repeat(c, n_int))
+            d0r, d1r, pix = np.repeat(d0i, n_int), np.repeat(d1i, n_int), np.repeat(idx, n_int)
         num = level - d0r
-        den = np.repeat(d1i, n_int) - d0r
         ahead = num * sign_r > 0  # level not yet passed at the previous frame
-        s = np.where(ahead, num / np.where(ahead, den, 1.0), 0.0)
-        s = np.minimum(s, 1.0)
-        t = t0 + np.rint(s * dt_us).astype(np.int64)
-        pix = np.repeat(idx, n_int)
+        s = np.where(ahead, num / np.where(ahead, d1r - d0r, 1.0), 0.0)
+        np.minimum(s, 1.0, out=s)
+        dt_rel = np.rint(s * dt_us).astype(np.int64)
+        t = t0 + dt_rel
 
         last = self._last_event_us
         refractory_us = self.params.refractory_period_us
@@ -327,19 +366,22 @@ class EventCameraSimulator:
         else:
             last[idx] = t[starts + n_int - 1]
 
-        order = np.argsort(t, kind="stable")
+        if dt_us < 1 << 16:  # numpy's stable sort of 16-bit keys is a radix sort: O(n)
+            order = np.argsort((t - t0).astype(np.uint16), kind="stable")
+        else:
+            order = np.argsort(t, kind="stable")
         ev = np.empty(t.size, dtype=EVENT_DTYPE)
-        pix = pix[order]
+        y, x = np.divmod(pix[order], self.width)
         ev["t"] = t[order]
-        ev["x"] = pix % self.width
-        ev["y"] = pix // self.width
+        ev["x"] = x
+        ev["y"] = y
         ev["p"] = sign_r[order]
         n_on = int(np.count_nonzero(ev["p"] > 0))
         stats.update(on=n_on, off=int(ev.size - n_on))
         return ev
 
-    def _shot_noise(self, ref: np.ndarray, log_new: np.ndarray, t0: int, dt_us: int) -> np.ndarray:
-        """Background-activity events in ``(t0, t0 + dt_us]``; they reset ``ref`` to ``log_new``."""
+    def _shot_noise(self, t0: int, dt_us: int) -> np.ndarray:
+        """Background-activity events in ``(t0, t0 + dt_us]``; each resets its pixel."""
         rate = self.params.shot_noise_rate_hz
         if rate <= 0 or dt_us <= 0:
             return empty_events()
@@ -350,7 +392,7 @@ class EventCameraSimulator:
         pix = rng.integers(0, self.num_pixels, size=k)
         u = rng.random(k)
         pol = rng.integers(0, 2, size=k).astype(np.int8) * 2 - 1
-        ref[pix] = log_new[pix]  # the noise reset leaves the pixel balanced at its level
+        self._ref[pix] = self._log[pix]  # the noise reset leaves the pixel at its level
         ev = np.empty(k, dtype=EVENT_DTYPE)
         ev["t"] = t0 + dt_us - np.floor(u * dt_us).astype(np.int64)
         ev["x"] = pix % self.width

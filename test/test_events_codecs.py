@@ -201,3 +201,27 @@ def test_evt3_corrupt_payloads_error_or_count_never_hang():
     out = evt3_decode(garbage, strict=False, stats=stats, sensor_size=(1280, 720))
     assert stats.unknown_words > 0 and stats.events == out.size
     assert out.size == 0 or (out["x"].max() < 1280 and out["y"].max() < 720)
+
+
+def test_pointcloud2_through_a_real_sensor_msgs_message():
+    """The ROS side: PointField objects and array('B') data (rclpy's uint8[] type) work."""
+    msgs = pytest.importorskip("sensor_msgs.msg")
+    ev = random_events(300)
+    pc = pointcloud2_encode(ev)
+    m = msgs.PointCloud2(
+        fields=[
+            msgs.PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
+            for f in pc.fields
+        ],
+        point_step=pc.point_step,
+        row_step=pc.row_step,
+        width=pc.width,
+        height=pc.height,
+        is_bigendian=pc.is_bigendian,
+        is_dense=True,
+        data=pc.data,
+    )
+    back = pointcloud2_decode(
+        m.data, m.fields, m.point_step, pc.stamp_us, m.width, m.height, m.is_bigendian
+    )
+    np.testing.assert_array_equal(back, ev)

@@ -228,3 +228,28 @@ def test_params_validation_and_presets():
     clean = SimulatorParams.preset("clean")
     assert (clean.contrast_threshold_on, clean.threshold_sigma, clean.cutoff_hz) == (0.2, 0.02, 0)
     assert SimulatorParams.preset("esim").contrast_threshold_on == 0.5
+
+
+@pytest.mark.parametrize("float_frames", [False, True])
+def test_matches_reference_when_few_pixels_change(float_frames):
+    """Sparse changes take the skip-unchanged-pixels path; it must stay exact."""
+    rng = np.random.default_rng(9)
+    p = SimulatorParams.preset("clean", shot_noise_rate_hz=300.0)
+    fast = EventCameraSimulator(W, H, p, seed=2)
+    ref = ReferenceSimulator(W, H, p, seed=2)
+    frame = rng.integers(0, 256, (H, W)).astype(np.uint8)
+    t, total = 0, 0
+    for k in range(40):
+        frame = frame.copy()
+        m = rng.random((H, W)) < 0.08
+        frame[m] = rng.integers(0, 256, m.sum())
+        f = frame / 255.0 if float_frames else frame
+        if k == 20:  # a parameter change in the middle forces one dense frame
+            p = replace(p, contrast_threshold_on=0.15)
+            fast.set_params(p)
+            ref.set_params(p)
+        a, b = fast.feed(f, t), ref.feed(f, t)
+        assert_same_events(a, b)
+        total += a.size
+        t += int(rng.integers(100, 3000))
+    assert total > 100

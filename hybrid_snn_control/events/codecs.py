@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from hybrid_snn_control.events.arrays import EVENT_DTYPE, normalize_polarity
+from hybrid_snn_control.events.arrays import EVENT_DTYPE, empty_events, normalize_polarity
 
 # sensor_msgs/PointField datatype codes
 INT8, UINT8, INT16, UINT16, INT32, UINT32, FLOAT32, FLOAT64 = range(1, 9)
@@ -208,33 +208,52 @@ def pointcloud2_decode(
         )
     dt = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": point_step})
     pts = np.frombuffer(raw, dtype=dt, count=n_points)
+    if all(pts.dtype[f].kind in "iu" for f in "xytp") and t_scale_us in (None, 1):
+        return _decode_int_fields(pts, stamp_us)
     out = np.empty(n_points, dtype=EVENT_DTYPE)
     for n in ("x", "y"):
         v = pts[n]
         if v.dtype.kind == "f":
             v = np.rint(v)
-        if v.dtype.kind in "if" and n_points and (v.min() < 0 or v.max() > 65535):
+        if n_points and (v.min() < 0 or v.max() > 65535):
             raise ValueError(f"field {n} has values outside 0..65535")
         out[n] = v
     t = pts["t"]
-    if t.dtype.kind == "f" or (t_scale_us is not None and t_scale_us != 1):
-        scale = (1e6 if t.dtype.kind == "f" else 1.0) if t_scale_us is None else t_scale_us
-        out["t"] = stamp_us + np.rint(t * scale).astype(np.int64)
-    else:
-        out["t"] = t
-        if stamp_us:
-            out["t"] += stamp_us
+    scale = (1e6 if t.dtype.kind == "f" else 1.0) if t_scale_us is None else t_scale_us
+    out["t"] = stamp_us + np.rint(t * scale).astype(np.int64)
     p = pts["p"]
-    if p.dtype == np.int8 and _is_pm1(p):
-        out["p"] = p
-    else:
-        out["p"] = normalize_polarity(np.rint(p).astype(np.int64) if p.dtype.kind == "f" else p)
+    out["p"] = normalize_polarity(np.rint(p).astype(np.int64) if p.dtype.kind == "f" else p)
     return out
 
 
-def _is_pm1(p: np.ndarray) -> bool:
-    """True if every value is exactly -1 or +1 (fast path: no conversion needed)."""
-    return bool(np.all(np.abs(p.astype(np.int16, copy=False)) == 1)) if p.size else True
+_DECODE_CHUNK = 16384  # events per pass: keeps the strided field copies in cache
+
+
+def _decode_int_fields(pts: np.ndarray, stamp_us: int) -> np.ndarray:
+    """Integer x/y/t/p points (the package layout): copy field by field, chunk by chunk."""
+    n_points = pts.size
+    out = np.empty(n_points, dtype=EVENT_DTYPE)
+    for n in ("x", "y"):
+        if pts.dtype[n].itemsize > 2 or pts.dtype[n].kind == "i":
+            v = pts[n]
+            if n_points and (v.min() < 0 or v.max() > 65535):
+                raise ValueError(f"field {n} has values outside 0..65535")
+    p_ok = pts.dtype["p"] == np.int8
+    for i in range(0, n_points, _DECODE_CHUNK):
+        o, q = out[i : i + _DECODE_CHUNK], pts[i : i + _DECODE_CHUNK]
+        o["x"] = q["x"]
+        o["y"] = q["y"]
+        o["t"] = q["t"]
+        if stamp_us:
+            o["t"] += stamp_us
+        if p_ok:
+            pv = q["p"]
+            o["p"] = pv
+            # +1 / -1 as uint8 are 1 / 255: (v + 1) & ~2 is 0 exactly for those two
+            p_ok = not np.any((pv.view(np.uint8) + np.uint8(1)) & np.uint8(0xFD))
+    if not p_ok:  # 0/1 polarity (or garbage: normalize_polarity raises)
+        out["p"] = normalize_polarity(pts["p"])
+    return out
 
 
 # --------------------------------------------------------------------------- mono
@@ -283,10 +302,14 @@ def mono_decode(
             stats.dropped_bytes += rest
     w = np.frombuffer(raw, dtype=">u8" if is_bigendian else "<u8", count=n)
     out = np.empty(n, dtype=EVENT_DTYPE)
-    out["t"] = (int(time_base_ns) + (w & np.uint64(0xFFFFFFFF)).astype(np.int64)) // 1000
-    out["x"] = (w >> np.uint64(32)) & np.uint64(0xFFFF)
-    out["y"] = (w >> np.uint64(48)) & np.uint64(0x7FFF)
-    out["p"] = ((w >> np.uint64(63)).astype(np.int8) << 1) - 1
+    tb = int(time_base_ns)
+    for i in range(0, n, _DECODE_CHUNK):  # chunks keep the intermediates in cache
+        o, c = out[i : i + _DECODE_CHUNK], w[i : i + _DECODE_CHUNK]
+        hi = (c >> np.uint64(32)).astype(np.uint32)
+        o["t"] = (tb + c.astype(np.uint32).astype(np.int64)) // 1000
+        o["x"] = hi.astype(np.uint16)
+        o["y"] = (hi >> np.uint32(16)).astype(np.uint16) & np.uint16(0x7FFF)
+        o["p"] = (hi >> np.uint32(31)).astype(np.int8) * np.int8(2) - np.int8(1)
     out = _drop_outside(out, sensor_size, strict, stats, "mono")
     if stats is not None:
         stats.events += out.size
@@ -345,6 +368,9 @@ def _last_of(mask: np.ndarray, values: np.ndarray, initial: int, at: np.ndarray)
     return table[count[at]]
 
 
+_EVT3_CHUNK_WORDS = 1 << 16  # words per pass: every intermediate array stays in cache
+
+
 def evt3_decode(
     payload: bytes | bytearray | memoryview,
     state: Evt3State | None = None,
@@ -368,13 +394,30 @@ def evt3_decode(
         if stats is not None:
             stats.dropped_bytes += rest
     words = np.frombuffer(raw, dtype="<u2", count=n)
+    # long payloads go through in chunks; the state carries across them as across packets
+    parts = [
+        _evt3_decode_words(words[i : i + _EVT3_CHUNK_WORDS], st, strict, stats)
+        for i in range(0, n, _EVT3_CHUNK_WORDS)
+    ]
+    out = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else empty_events()
+    out = _drop_outside(out, sensor_size, strict, stats, "evt3")
+    if stats is not None:
+        stats.events += out.size
+    return out
+
+
+def _evt3_decode_words(
+    words: np.ndarray, st: Evt3State, strict: bool, stats: DecodeStats | None
+) -> np.ndarray:
+    """One chunk of EVT 3.0 words -> events; updates ``st``."""
+    n = words.size
     typ = (words >> 12).astype(np.uint8)
     val = words & np.uint16(0x0FFF)
 
-    known = _KNOWN_LUT[typ]
-    n_unknown = int(n - np.count_nonzero(known))
+    type_counts = np.bincount(typ, minlength=16)
+    n_unknown = int(type_counts[~_KNOWN_LUT].sum())
     if n_unknown:
-        bad = np.unique(typ[~known]).tolist()
+        bad = np.flatnonzero((type_counts > 0) & ~_KNOWN_LUT).tolist()
         _fail_or_count(strict, stats, f"evt3: {n_unknown} words of unknown type {bad}")
         if stats is not None:
             stats.unknown_words += n_unknown
@@ -401,14 +444,19 @@ def evt3_decode(
     y_at = _last_of(is_y, val[is_y] & 0x7FF, st.y, prod)
 
     # vectors: x of bit 0 = x at the last VECT_BASE_X + 12 / 8 per vector word since then
-    inc = is_v12.astype(np.int32) * 12 + is_v8.astype(np.int32) * 8
-    cs_excl = np.cumsum(inc, dtype=np.int64) - inc
     no_base = -(1 << 40)
     base_init = st.base_x if st.base_x >= 0 else no_base
-    base_vals = (val[is_base] & 0x7FF).astype(np.int64) - cs_excl[is_base]
-    base_count = np.cumsum(is_base, dtype=np.int32)[prod]
-    x0_at = np.concatenate([[base_init], base_vals])[base_count] + cs_excl[prod]
-    pol_vec = np.concatenate([[st.polarity], (val[is_base] >> 11) & 1])[base_count]
+    if type_counts[[VECT_BASE_X, VECT_12, VECT_8]].any():
+        inc = is_v12.astype(np.int32) * 12 + is_v8.astype(np.int32) * 8
+        cs_excl = np.cumsum(inc, dtype=np.int64) - inc
+        cs_total = int(cs_excl[-1] + inc[-1])
+        base_vals = (val[is_base] & 0x7FF).astype(np.int64) - cs_excl[is_base]
+        base_count = np.cumsum(is_base, dtype=np.int32)[prod]
+        x0_at = np.concatenate([[base_init], base_vals])[base_count] + cs_excl[prod]
+        pol_vec = np.concatenate([[st.polarity], (val[is_base] >> 11) & 1])[base_count]
+    else:  # only single-event words (ADDR_X) in this chunk
+        cs_total, base_vals = 0, np.zeros(0, np.int64)
+        x0_at = pol_vec = np.zeros(prod.size, np.int64)
 
     pv = val[prod].astype(np.int32)
     px = is_x[prod]
@@ -455,7 +503,6 @@ def evt3_decode(
     out = np.empty(ev_t.size, dtype=EVENT_DTYPE)
     out["t"], out["y"], out["x"] = ev_t, ev_y, ev_x
     out["p"] = ev_p * 2 - 1
-    out = _drop_outside(out, sensor_size, strict, stats, "evt3")
 
     # carry the state to the next packet
     if n:
@@ -466,14 +513,11 @@ def evt3_decode(
             st.time_low = int(lo_vals[-1])
         if is_y.any():
             st.y = int(val[is_y][-1] & 0x7FF)
-        cs_total = int(cs_excl[-1] + inc[-1])
         if base_vals.size:  # x where the next vector word starts
             st.base_x = int(base_vals[-1]) + cs_total
             st.polarity = int(val[is_base][-1] >> 11) & 1
         elif st.base_x >= 0:
             st.base_x += cs_total
-    if stats is not None:
-        stats.events += out.size
     return out
 
 

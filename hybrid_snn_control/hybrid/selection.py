@@ -38,6 +38,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from hybrid_snn_control.neurons.fused import unfused
+
 
 def unit_weight_groups(net: nn.Module) -> list[tuple[str, int, Tensor, int, int]]:
     """``(type, layer, weight, rows_per_unit, hidden_size)`` for every incoming weight."""
@@ -55,10 +57,16 @@ def _per_unit(t: Tensor, hidden_size: int) -> Tensor:
     return rows.reshape(-1, hidden_size).sum(dim=0)
 
 
-def _rademacher(like: Tensor, generator: torch.Generator | None, probes: int) -> Tensor:
-    shape = (probes, *like.shape)
-    bits = torch.randint(0, 2, shape, generator=generator, device="cpu")
-    return (bits.to(like.dtype) * 2 - 1).to(like.device)
+def _rademacher(weights: list[Tensor], generator: torch.Generator | None, probes: int):
+    """``probes`` Rademacher vectors per weight, ``[probes, *w.shape]``, from one draw of
+    ``[probes, total]`` (probe-major, so batching probes does not change the stream)."""
+    sizes = [w.numel() for w in weights]
+    bits = torch.randint(0, 2, (probes, sum(sizes)), generator=generator, device="cpu")
+    signs = bits.to(weights[0].dtype) * 2 - 1
+    return [
+        part.reshape(probes, *w.shape).to(w.device)
+        for part, w in zip(signs.split(sizes, dim=1), weights)
+    ]
 
 
 def hutchinson_unit_traces(
@@ -80,32 +88,33 @@ def hutchinson_unit_traces(
     weights = [g[2] for g in groups]
     sums = [torch.zeros(g[4], dtype=g[2].dtype, device=g[2].device) for g in groups]
     n_batches = 0
-    for batch in batches:
-        loss = loss_fn(net, batch)
-        grads = torch.autograd.grad(loss, weights, create_graph=True)
-        done = 0
-        while done < num_probes:
-            k = min(probes_per_pass, num_probes - done)
-            probes = [_rademacher(w, generator, k) for w in weights]
-            if k == 1:
-                hvps = torch.autograd.grad(
-                    grads, weights, [p[0] for p in probes], retain_graph=True, allow_unused=True
-                )
-                hvps = [None if h is None else h[None] for h in hvps]
-            else:
-                hvps = torch.autograd.grad(
-                    grads,
-                    weights,
-                    probes,
-                    retain_graph=True,
-                    allow_unused=True,
-                    is_grads_batched=True,
-                )
-            for s, p, h, g in zip(sums, probes, hvps, groups):
-                if h is not None:
-                    s += _per_unit((p * h).sum(0), g[4])
-            done += k
-        n_batches += 1
+    with unfused():  # the fused LIF/ALIF kernels have no second derivative
+        for batch in batches:
+            loss = loss_fn(net, batch)
+            grads = torch.autograd.grad(loss, weights, create_graph=True)
+            done = 0
+            while done < num_probes:
+                k = min(probes_per_pass, num_probes - done)
+                probes = _rademacher(weights, generator, k)
+                if k == 1:
+                    hvps = torch.autograd.grad(
+                        grads, weights, [p[0] for p in probes], retain_graph=True, allow_unused=True
+                    )
+                    hvps = [None if h is None else h[None] for h in hvps]
+                else:
+                    hvps = torch.autograd.grad(
+                        grads,
+                        weights,
+                        probes,
+                        retain_graph=True,
+                        allow_unused=True,
+                        is_grads_batched=True,
+                    )
+                for s, p, h, g in zip(sums, probes, hvps, groups):
+                    if h is not None:
+                        s += _per_unit((p * h).sum(0), g[4])
+                done += k
+            n_batches += 1
     if n_batches == 0:
         raise ValueError("batches is empty")
     total = n_batches * num_probes

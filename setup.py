@@ -78,6 +78,7 @@ setup(
     entry_points={
         "console_scripts": [
             "hsc = hybrid_snn_control.cli:main",
+            "actuator_node = hybrid_snn_control.ros.actuator_node:main",
         ],
     },
 )

@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "hybrid_snn_control.commands.config_cmd",
     "hybrid_snn_control.commands.doctor",
     "hybrid_snn_control.commands.demo",
+    "hybrid_snn_control.commands.bringup",
     "hybrid_snn_control.commands.events_cmd",
 )
 

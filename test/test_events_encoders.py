@@ -24,8 +24,8 @@ def random_events(n=3000, seed=0, w=40, h=30, span=10_000):
 
 def loop_counts(ev, w, h, pool=1):
     out = np.zeros((2, -(-h // pool), -(-w // pool)), np.float32)
-    for e in ev:
-        out[0 if e["p"] > 0 else 1, e["y"] // pool, e["x"] // pool] += 1
+    for x, y, _t, p in ev.tolist():
+        out[0 if p > 0 else 1, y // pool, x // pool] += 1
     return out
 
 

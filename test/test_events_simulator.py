@@ -253,3 +253,13 @@ def test_matches_reference_when_few_pixels_change(float_frames):
         total += a.size
         t += int(rng.integers(100, 3000))
     assert total > 100
+
+
+def test_params_load_from_a_ros_parameter_mapping():
+    """SimulatorParams carries ranges, so a node can read it from config/*.yaml directly."""
+    from hybrid_snn_control.config import ConfigError, from_mapping
+
+    p = from_mapping(SimulatorParams, {"contrast_threshold_on": 0.3, "shot_noise_rate_hz": 2})
+    assert p == SimulatorParams(contrast_threshold_on=0.3, shot_noise_rate_hz=2.0)
+    with pytest.raises(ConfigError, match="contrast_threshold_off"):
+        from_mapping(SimulatorParams, {"contrast_threshold_off": -1.0})

@@ -37,10 +37,11 @@ The slow per-pixel reference that tests and benchmarks compare against is
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
+from hybrid_snn_control.config import param
 from hybrid_snn_control.events.arrays import EVENT_DTYPE, empty_events
 
 _NEVER_US = np.iinfo(np.int64).min // 4  # "no event yet" for the refractory timer
@@ -56,16 +57,42 @@ class SimulatorParams:
     ideal sensor).
     """
 
-    contrast_threshold_on: float = 0.2  # log-intensity step of an ON event (v2e pos_thres)
-    contrast_threshold_off: float = 0.2  # ... of an OFF event (v2e neg_thres)
-    threshold_sigma: float = 0.02  # per-pixel mismatch std of both thresholds
-    min_threshold: float = 0.01  # mismatch clamp
-    refractory_period_us: int = 500
-    shot_noise_rate_hz: float = 0.0  # per pixel, both polarities together
-    leak_rate_hz: float = 0.0  # per pixel
-    leak_jitter_fraction: float = 0.1
-    cutoff_hz: float = 0.0  # photoreceptor low-pass; 0 = off
-    log_eps: float = 1e-3  # L = log(log_eps + I), I in [0, 1]
+    contrast_threshold_on: float = field(
+        default=0.2,
+        metadata=param(range=(0.01, 5.0), description="log-intensity step of an ON event"),
+    )
+    contrast_threshold_off: float = field(
+        default=0.2,
+        metadata=param(range=(0.01, 5.0), description="log-intensity step of an OFF event"),
+    )
+    threshold_sigma: float = field(
+        default=0.02,
+        metadata=param(range=(0.0, 1.0), description="per-pixel threshold mismatch (std)"),
+    )
+    min_threshold: float = field(
+        default=0.01, metadata=param(range=(1e-4, 1.0), description="mismatch clamp")
+    )
+    refractory_period_us: int = field(
+        default=500, metadata=param(range=(0, 1_000_000), description="per-pixel dead time")
+    )
+    shot_noise_rate_hz: float = field(
+        default=0.0,
+        metadata=param(range=(0.0, 10_000.0), description="background events per pixel"),
+    )
+    leak_rate_hz: float = field(
+        default=0.0, metadata=param(range=(0.0, 1000.0), description="leak events per pixel")
+    )
+    leak_jitter_fraction: float = field(
+        default=0.1, metadata=param(range=(0.0, 0.99), description="per-pixel leak spread")
+    )
+    cutoff_hz: float = field(
+        default=0.0,
+        metadata=param(range=(0.0, 100_000.0), description="photoreceptor low-pass; 0 = off"),
+    )
+    log_eps: float = field(
+        default=1e-3,
+        metadata=param(range=(1e-9, 1.0), description="L = log(log_eps + I), I in [0, 1]"),
+    )
 
     def __post_init__(self) -> None:
         checks = {

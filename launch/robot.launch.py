@@ -1,0 +1,59 @@
+"""On a robot: ``ros2 launch hybrid_snn_control robot.launch.py cmd_vel_topic:=/base/cmd_vel``.
+
+    camera driver ─► event_camera_node ─► policy_node ─► actuator_node ─► your controller
+
+Every node reads its section of one parameter file (``config:=``, default the shipped
+``robot.yaml``: conservative limits, a short watchdog).  The robot-side topics are launch
+arguments, so no remapping file is needed: ``cmd_vel_topic`` (e.g. a
+diff_drive_controller's ``~/cmd_vel``, or a forward velocity controller's ``~/commands``
+with ``output_type: wheel_velocities``) and ``estop_topic``.
+Nodes are added here as they land in the package; today: actuator_node.
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from launch import LaunchDescription
+
+PACKAGE = "hybrid_snn_control"
+
+
+def generate_launch_description():
+    default_config = os.path.join(get_package_share_directory(PACKAGE), "config", "robot.yaml")
+    config = LaunchConfiguration("config")
+    use_sim_time = LaunchConfiguration("use_sim_time")
+    parameters = [config, {"use_sim_time": use_sim_time}]
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument(
+                "config", default_value=default_config, description="parameter file (all nodes)"
+            ),
+            DeclareLaunchArgument(
+                "use_sim_time", default_value="false", description="follow /clock (bag replay)"
+            ),
+            DeclareLaunchArgument(
+                "cmd_vel_topic",
+                default_value="cmd_vel",
+                description="where velocity commands go (your base controller's input)",
+            ),
+            DeclareLaunchArgument(
+                "estop_topic", default_value="estop", description="std_msgs/Bool e-stop input"
+            ),
+            Node(
+                package=PACKAGE,
+                executable="actuator_node",
+                name="actuator_node",
+                parameters=parameters,
+                remappings=[
+                    ("cmd_vel", LaunchConfiguration("cmd_vel_topic")),
+                    ("estop", LaunchConfiguration("estop_topic")),
+                ],
+                output="screen",
+                emulate_tty=True,
+            ),
+        ]
+    )

@@ -225,3 +225,11 @@ def test_pointcloud2_through_a_real_sensor_msgs_message():
         m.data, m.fields, m.point_step, pc.stamp_us, m.width, m.height, m.is_bigendian
     )
     np.testing.assert_array_equal(back, ev)
+
+
+def test_stamp_conversions_are_exact():
+    from hybrid_snn_control.events.codecs import stamp_to_us, us_to_stamp
+
+    for t in (0, 1, 999_999, 1_000_000, 1_700_000_000_123_456):
+        assert stamp_to_us(*us_to_stamp(t)) == t
+    assert us_to_stamp(1_500_000) == (1, 500_000_000)

@@ -75,3 +75,13 @@ def test_preview_command_writes_png(tmp_path):
     np.save(tmp_path / "f.npy", frames)
     assert main(["events", "preview", "--frames", str(tmp_path / "f.npy"), "--out", str(out)]) == 0
     assert main(["events", "preview", "--motion", "sideways", "--out", str(out)]) == 2
+
+
+def test_synthetic_dataset_with_binning_transform():
+    from hybrid_snn_control.events.dataset import ToFrameSequence
+    from hybrid_snn_control.events.synthetic import synthetic_dataset
+
+    cfg = SyntheticConfig(num_classes=4, sensor_size=(16, 16), duration_us=40_000)
+    ds = synthetic_dataset(8, cfg, seed=1, transform=ToFrameSequence((16, 16), num_bins=4))
+    x, y = ds[5]
+    assert x.shape == (4, 2, 16, 16) and y == 1 and ds.classes == MOTION_CLASSES[:4]

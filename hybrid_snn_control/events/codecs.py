@@ -105,6 +105,18 @@ def _fail_or_count(strict: bool, stats: DecodeStats | None, msg: str) -> None:
         stats.drop(msg)
 
 
+# --------------------------------------------------------------------------- stamps
+def stamp_to_us(sec: int, nanosec: int) -> int:
+    """``builtin_interfaces/Time`` (sec, nanosec) -> integer microseconds (floor)."""
+    return int(sec) * 1_000_000 + int(nanosec) // 1000
+
+
+def us_to_stamp(t_us: int) -> tuple[int, int]:
+    """Integer microseconds -> ``(sec, nanosec)`` for a message header (exact)."""
+    sec, rem_us = divmod(int(t_us), 1_000_000)
+    return sec, rem_us * 1000
+
+
 # --------------------------------------------------------------------------- PointCloud2
 def pointcloud2_encode(events: np.ndarray, stamp_us: int | None = None) -> PointCloud2Payload:
     """Pack events into the package's PointCloud2 layout.

@@ -168,3 +168,13 @@ def save_dataset(samples, root, classes: tuple[str, ...]) -> None:
         d = root / classes[label]
         d.mkdir(parents=True, exist_ok=True)
         write_npy(d / f"{i:06d}.npy", events)
+
+
+def synthetic_dataset(
+    num_samples: int, cfg: SyntheticConfig | None = None, seed: int = 0, transform=None
+):
+    """A ready ``torch`` Dataset of :func:`generate_dataset` samples (with ``.classes``)."""
+    from hybrid_snn_control.events.dataset import EventListDataset
+
+    cfg = cfg or SyntheticConfig()
+    return EventListDataset(generate_dataset(num_samples, cfg, seed), transform, cfg.classes)

@@ -240,6 +240,18 @@ class TrainRun:
             if self.step % self.checkpoint_every == 0 or self.step == self.total_steps:
                 self.save()
 
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """``DistributedDataParallel(model)`` in a data-parallel run, else ``model`` itself.
+
+        Call after :meth:`resume` (every rank has then loaded the same state).
+        """
+        if self.world_size == 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index or 0] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
     def log(self, **metrics: float) -> None:
         """Record metrics of the current step (tqdm postfix, TensorBoard every log_every)."""
         step = self.step

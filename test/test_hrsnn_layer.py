@@ -47,6 +47,24 @@ def step_loop(layer, x_seq):
     return torch.stack(outs), state
 
 
+@pytest.mark.parametrize("plastic", [False, True])
+def test_inference_steps_see_weight_changes(plastic):
+    # Under no_grad (a control loop) step() reuses its effective weights between ticks;
+    # STDP, load_state_dict and in-place edits must still reach the next step.
+    x = inputs()
+    a = HRSNN(config()).double()
+    b = HRSNN(config()).double()
+    a.plasticity = b.plasticity = plastic
+    with torch.no_grad():
+        z_step, _ = step_loop(a, x)
+        z_seq, _ = b(x)
+        assert torch.equal(z_step, z_seq)
+        torch.testing.assert_close(a.w_rec, b.w_rec, rtol=0, atol=1e-12)
+        a.w_in.mul_(0.0)  # silence the input: the next steps must see it
+        z_after, _ = step_loop(a, x[:5])
+    assert z_after.sum() == 0
+
+
 def test_membrane_time_constants_follow_the_configured_gamma():
     dist = Distribution("gamma", 20.0, 0.5)
     layer = HRSNN(config(num_neurons=2000, tau_mem_steps=dist, stdp=None, seed=11))

@@ -288,7 +288,41 @@ class HRSNN(Cell):
             )
         if state is None:
             state = self.initial_state(x.shape[0], x.device, x.dtype)
-        return self._step(x, state, self.parameters_tuple(), mask)
+        return self._step(x, state, self._step_parameters(), mask)
+
+    def _step_parameters(self) -> HRSNNParameters:
+        """Parameters for one step; reused between inference steps until a tensor changes.
+
+        A control loop calls :meth:`step` once per tick; rebuilding the masked effective
+        weights each time costs more than the step itself. The cache key is each source
+        tensor's identity and in-place version counter (STDP and optimizers bump it), and
+        nothing is cached while autograd records (a graph cannot be reused across steps).
+        """
+        if torch.is_grad_enabled():
+            return self.parameters_tuple()
+        sources = (
+            self.w_in,
+            self.w_rec,
+            self.bias,
+            self.in_mask,
+            self.rec_mask,
+            self.col_scale,
+            self.tau_mem_steps,
+            self.tau_thr_steps,
+            self.threshold,
+            self.beta,
+        )
+        versions = tuple(t._version for t in sources)
+        cached = getattr(self, "_parameter_cache", None)
+        if (
+            cached is None
+            or any(a is not b for a, b in zip(cached[0], sources))
+            or cached[1] != versions
+            or cached[2] != (self.rec_gain, self.in_gain)
+        ):
+            cached = (sources, versions, (self.rec_gain, self.in_gain), self.parameters_tuple())
+            self._parameter_cache = cached
+        return cached[3]
 
     def _step(
         self, x: Tensor, state: HRSNNState, p: HRSNNParameters, mask: Tensor | None

@@ -206,8 +206,8 @@ class STDP(nn.Module):
 
     def apply(self, weight: Tensor, dw: Tensor) -> None:
         """Add ``dw`` to ``weight`` (in place, no grad), with bounds and optional scaling."""
-        apply_stdp_update(
-            weight.data,
+        apply_stdp_update(  # in place under no_grad: bumps the version counter caches watch
+            weight,
             dw.to(weight.dtype),
             self.parameters_tuple(),
             self.config.w_min,

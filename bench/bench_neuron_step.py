@@ -1,0 +1,176 @@
+"""Step latency, batch 1, one thread: HybridNetwork vs an LSTMCell / GRUCell network of the
+same width vs snnTorch's LIF network stepped in a loop.
+
+    .venv/bin/python bench/bench_neuron_step.py [--hidden 128] [--ratio 0.5] [--json out.json]
+
+All contenders run in the same process, interleaved (round-robin repeats, medians), in
+eval mode under ``torch.inference_mode()``. Widths: the hybrid network has ``hidden``
+spiking + ``hidden`` recurrent candidates per layer (``hidden`` active at any ratio); the
+references have ``hidden`` units per layer. Targets (issue 3): hybrid <= 1.0x LSTMCell net,
+<= 0.3x snnTorch. The machine is shared: timings are noisy, compare ratios of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import snntorch as snn
+import torch
+from torch import nn
+
+from hybrid_snn_control.hybrid import HybridNetwork
+from hybrid_snn_control.hybrid.compact import CompactHybridStep
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _neuron_timing import interleaved_medians, machine_info, print_table, write_json
+
+
+class CellNet(nn.Module):
+    """Stacked torch LSTMCell / GRUCell with explicit state, like a deployed policy."""
+
+    def __init__(self, kind: str, input_size: int, hidden: int, layers: int) -> None:
+        super().__init__()
+        cls = nn.LSTMCell if kind == "lstm" else nn.GRUCell
+        self.kind = kind
+        self.cells = nn.ModuleList(
+            cls(input_size if i == 0 else hidden, hidden) for i in range(layers)
+        )
+
+    def forward(self, x, state):
+        new = []
+        for i, cell in enumerate(self.cells):
+            if self.kind == "lstm":
+                h, c = cell(x, (state[2 * i], state[2 * i + 1]))
+                new += [h, c]
+            else:
+                h = cell(x, state[i])
+                new.append(h)
+            x = h
+        return x, new
+
+
+class SnnTorchNet(nn.Module):
+    """Linear + snntorch.Leaky per layer (the equivalent LIF network, reset to zero)."""
+
+    def __init__(self, input_size: int, hidden: int, layers: int) -> None:
+        super().__init__()
+        self.fcs = nn.ModuleList(
+            nn.Linear(input_size if i == 0 else hidden, hidden) for i in range(layers)
+        )
+        self.lifs = nn.ModuleList(
+            snn.Leaky(beta=0.6, threshold=0.6, reset_mechanism="zero") for _ in range(layers)
+        )
+
+    def forward(self, x, mems):
+        new = []
+        for fc, lif, mem in zip(self.fcs, self.lifs, mems):
+            x, mem = lif(fc(x), mem)
+            new.append(mem)
+        return x, new
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--input", type=int, default=64)
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--ratio", type=float, default=0.5)
+    p.add_argument("--spiking-cell", default="lif")
+    p.add_argument("--calls", type=int, default=500, help="steps per timed repeat")
+    p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", default=None, help="write results to this file")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    hybrid = HybridNetwork(
+        args.input, args.hidden, args.layers, args.spiking_cell, "lstm", spiking_ratio=args.ratio
+    ).eval()
+    hybrid_gru = HybridNetwork(
+        args.input, args.hidden, args.layers, args.spiking_cell, "gru", spiking_ratio=args.ratio
+    ).eval()
+    lstm = CellNet("lstm", args.input, args.hidden, args.layers).eval()
+    gru = CellNet("gru", args.input, args.hidden, args.layers).eval()
+    snet = SnnTorchNet(args.input, args.hidden, args.layers).eval()
+    x = torch.randn(1, args.input)
+    zeros = [torch.zeros(1, args.hidden) for _ in range(2 * args.layers)]
+
+    compact = CompactHybridStep(hybrid).eval()
+    scripted = CompactHybridStep(hybrid).eval().scripted()
+    state = {
+        "hybrid": hybrid.initial_state(1),
+        "hybrid_gru": hybrid_gru.initial_state(1),
+        "compact": compact.initial_state(1),
+        "scripted": compact.initial_state(1),
+        "lstm": zeros,
+        "gru": zeros[: args.layers],
+        "snn": zeros[: args.layers],
+    }
+
+    def run(key, model):
+        def fn():
+            if key.startswith("hybrid"):
+                state[key] = model.step(x, state[key])[1]
+            else:
+                state[key] = model(x, state[key])[1]
+
+        return fn
+
+    contenders = {
+        f"hybrid {args.spiking_cell}+lstm r={args.ratio}": run("hybrid", hybrid),
+        f"hybrid {args.spiking_cell}+gru r={args.ratio}": run("hybrid_gru", hybrid_gru),
+        f"compact {args.spiking_cell}+lstm r={args.ratio}": run("compact", compact),
+        f"compact+jit {args.spiking_cell}+lstm": run("scripted", scripted),
+        "torch LSTMCell net": run("lstm", lstm),
+        "torch GRUCell net": run("gru", gru),
+        "snnTorch Leaky net": run("snn", snet),
+    }
+    with torch.inference_mode():
+        times = interleaved_medians(contenders, args.calls, args.repeats)
+    ref_lstm = times["torch LSTMCell net"]["median_s"]
+    ref_gru = times["torch GRUCell net"]["median_s"]
+    ref_snn = times["snnTorch Leaky net"]["median_s"]
+    rows = []
+    for name, t in times.items():
+        rows.append(
+            {
+                "name": name,
+                "us": t["median_s"] * 1e6,
+                "min_us": t["min_s"] * 1e6,
+                "vs_lstm": t["median_s"] / ref_lstm,
+                "vs_gru": t["median_s"] / ref_gru,
+                "vs_snntorch": t["median_s"] / ref_snn,
+            }
+        )
+    print(
+        f"step latency, batch 1, {args.threads} thread(s), {args.layers}x{args.hidden}, "
+        f"input {args.input} ({args.repeats} interleaved repeats x {args.calls} steps)"
+    )
+    print_table(
+        rows,
+        [
+            ("name", "contender", "<30"),
+            ("us", "median us", ".1f"),
+            ("min_us", "min us", ".1f"),
+            ("vs_lstm", "x LSTMCell", ".2f"),
+            ("vs_gru", "x GRUCell", ".2f"),
+            ("vs_snntorch", "x snnTorch", ".2f"),
+        ],
+    )
+    for row in rows[:4]:
+        print(
+            f"{row['name']}: target <= 1.0x LSTMCell net: {row['vs_lstm']:.2f}x "
+            f"({'met' if row['vs_lstm'] <= 1.0 else 'MISSED'}); <= 0.3x snnTorch: "
+            f"{row['vs_snntorch']:.2f}x ({'met' if row['vs_snntorch'] <= 0.3 else 'MISSED'})"
+        )
+    write_json(
+        args.json,
+        {"benchmark": "neuron_step", "args": vars(args), "machine": machine_info(), "rows": rows},
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -79,6 +79,7 @@ setup(
         "console_scripts": [
             "hsc = hybrid_snn_control.cli:main",
             "actuator_node = hybrid_snn_control.ros.actuator_node:main",
+            "event_camera_node = hybrid_snn_control.ros.event_camera_node:main",
         ],
     },
 )

@@ -17,6 +17,7 @@ from hybrid_snn_control.config import ConfigError, load_node_params, load_parame
 SECTIONS: dict[str, str] = {
     "hsc_demo": "hybrid_snn_control.commands.demo:DemoParams",
     "actuator_node": "hybrid_snn_control.ros.settings:ActuatorSettings",
+    "event_camera_node": "hybrid_snn_control.ros.settings:EventCameraSettings",
 }
 
 

@@ -6,8 +6,9 @@ Every node reads its section of one parameter file (``config:=``, default the sh
 ``robot.yaml``: conservative limits, a short watchdog).  The robot-side topics are launch
 arguments, so no remapping file is needed: ``cmd_vel_topic`` (e.g. a
 diff_drive_controller's ``~/cmd_vel``, or a forward velocity controller's ``~/commands``
-with ``output_type: wheel_velocities``) and ``estop_topic``.
-Nodes are added here as they land in the package; today: actuator_node.
+with ``output_type: wheel_velocities``), ``estop_topic`` and ``event_topic`` (the camera
+driver's EventPacket topic).  Nodes are added here as they land in the package; today:
+event_camera_node and actuator_node.
 """
 
 import os
@@ -42,6 +43,20 @@ def generate_launch_description():
             ),
             DeclareLaunchArgument(
                 "estop_topic", default_value="estop", description="std_msgs/Bool e-stop input"
+            ),
+            DeclareLaunchArgument(
+                "event_topic",
+                default_value="/event_camera/events",
+                description="the camera driver's event_camera_msgs/EventPacket topic",
+            ),
+            Node(
+                package=PACKAGE,
+                executable="event_camera_node",
+                name="event_camera_node",
+                parameters=parameters,
+                remappings=[("event_packet", LaunchConfiguration("event_topic"))],
+                output="screen",
+                emulate_tty=True,
             ),
             Node(
                 package=PACKAGE,

@@ -4,9 +4,9 @@
 
 Every node reads its section of one parameter file (``config:=``, default the shipped
 ``sim.yaml``), the same file ``hsc bringup --config sim`` uses without ``ros2 launch``.
-Nodes are added here as they land in the package; today: actuator_node.
-Arguments: ``config``, ``use_sim_time`` (true once sim_node publishes ``/clock``),
-``cmd_vel_topic``.
+Nodes are added here as they land in the package; today: event_camera_node and
+actuator_node.  Arguments: ``config``, ``use_sim_time`` (true once sim_node publishes
+``/clock``), ``image_topic`` (the simulator's camera), ``cmd_vel_topic``.
 """
 
 import os
@@ -37,7 +37,19 @@ def generate_launch_description():
                 description="follow /clock (needs a simulator publishing it)",
             ),
             DeclareLaunchArgument(
+                "image_topic", default_value="image", description="simulated camera images"
+            ),
+            DeclareLaunchArgument(
                 "cmd_vel_topic", default_value="cmd_vel", description="velocity output topic"
+            ),
+            Node(
+                package=PACKAGE,
+                executable="event_camera_node",
+                name="event_camera_node",
+                parameters=parameters,
+                remappings=[("image", LaunchConfiguration("image_topic"))],
+                output="screen",
+                emulate_tty=True,
             ),
             Node(
                 package=PACKAGE,

@@ -17,6 +17,7 @@ __all__ = ["NODES", "node_class", "node_module"]
 
 NODES: dict[str, str] = {
     "actuator_node": "hybrid_snn_control.ros.actuator_node:ActuatorNode",
+    "event_camera_node": "hybrid_snn_control.ros.event_camera_node:EventCameraNode",
 }
 
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from hybrid_snn_control.config import param
+from hybrid_snn_control.events.simulator import SimulatorParams
 
-__all__ = ["ActuatorSettings"]
+__all__ = ["ActuatorSettings", "EventCameraSettings"]
 
 
 @dataclass
@@ -90,6 +91,55 @@ class ActuatorSettings:
         default=1,
         metadata=param(range=(1, 8), description="wheel_velocities output: joints per side"),
     )
+    diagnostics_period_s: float = field(
+        default=1.0,
+        metadata=param(range=(0.05, 60.0), description="/diagnostics period, s", read_only=True),
+    )
+
+
+@dataclass
+class EventCameraSettings:
+    """Parameters of ``event_camera_node`` (section ``event_camera_node``)."""
+
+    source: Literal["sim", "pointcloud2", "event_packet"] = field(
+        default="sim",
+        metadata=param(
+            description="sim: sensor_msgs/Image on 'image' through the event simulator; "
+            "pointcloud2: PointCloud2 events on 'events_in'; event_packet: a real driver's "
+            "event_camera_msgs/EventPacket on 'event_packet' (mono, evt3)",
+            read_only=True,
+        ),
+    )
+    width: int = field(
+        default=64, metadata=param(range=(1, 65535), description="sensor width, px", read_only=True)
+    )
+    height: int = field(
+        default=64,
+        metadata=param(range=(1, 65535), description="sensor height, px", read_only=True),
+    )
+    packet_ms: float = field(
+        default=5.0,
+        metadata=param(
+            range=(0.0, 1000.0),
+            description="publish buffered events every packet_ms (0: as each input arrives)",
+            read_only=True,
+        ),
+    )
+    max_buffered_events: int = field(
+        default=1_000_000,
+        metadata=param(
+            range=(1, 100_000_000),
+            description="buffer bound; under a flood the oldest events are dropped",
+        ),
+    )
+    frame_id: str = field(
+        default="event_camera", metadata=param(description="header.frame_id of the packets")
+    )
+    seed: int = field(
+        default=0,
+        metadata=param(range=(0, 2**31 - 1), description="sim source: threshold mismatch seed"),
+    )
+    simulator: SimulatorParams = field(default_factory=SimulatorParams)
     diagnostics_period_s: float = field(
         default=1.0,
         metadata=param(range=(0.05, 60.0), description="/diagnostics period, s", read_only=True),

@@ -1,0 +1,162 @@
+"""Between an event source and the packets a controller reads: validation and a bounded buffer.
+
+Plain numpy (no rclpy); ``ros/event_camera_node.py`` feeds it decoded messages and
+publishes what :meth:`EventPacketizer.pop` returns every ``packet_ms``.
+
+* Validation is per message: a message that cannot be decoded, or whose events fall
+  outside the sensor, is dropped whole and counted (an out-of-range coordinate means a
+  wrong sensor size or a corrupt message; neither should be half-trusted).
+* The buffer holds at most ``max_buffered_events``.  Under a flood it drops the *oldest*
+  events (a controller wants the newest) and counts them, so memory stays bounded by
+  ``max_buffered_events × 13 bytes`` whatever the input rate.
+* Output packets are sorted by time (inputs from several messages may interleave).
+
+Real drivers' ``event_camera_msgs/EventPacket`` payloads are decoded by
+:func:`decode_event_packet` into host (ROS) time: ``mono`` events are ``dt`` after the
+header stamp; ``evt3`` carries sensor time only, mapped to ROS time with one offset fixed
+at the first packet and re-anchored when it drifts by more than ``resync_us`` (a sensor
+restart), so packet-to-packet jitter of the host stamp does not reorder events.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from hybrid_snn_control.events.arrays import EVENT_DTYPE, empty_events
+from hybrid_snn_control.events.codecs import DecodeStats, Evt3State, evt3_decode, mono_decode
+
+__all__ = ["EventPacketTime", "EventPacketizer", "StreamCounters", "decode_event_packet"]
+
+
+@dataclass
+class StreamCounters:
+    """Totals since start; reported on ``/diagnostics``."""
+
+    messages_in: int = 0
+    events_in: int = 0
+    packets_out: int = 0
+    events_out: int = 0
+    dropped_malformed: int = 0  # messages that did not decode
+    dropped_out_of_range: int = 0  # messages with events outside the sensor
+    dropped_overflow_events: int = 0  # oldest events dropped to keep the buffer bounded
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class EventPacketizer:
+    """A bounded, validated event buffer, emptied into one sorted packet at a time."""
+
+    def __init__(self, sensor_size: tuple[int, int], max_buffered_events: int) -> None:
+        if max_buffered_events < 1:
+            raise ValueError(f"max_buffered_events must be >= 1, got {max_buffered_events}")
+        self.sensor_size = (int(sensor_size[0]), int(sensor_size[1]))
+        self.max_buffered_events = int(max_buffered_events)
+        self.counters = StreamCounters()
+        self._chunks: deque[np.ndarray] = deque()
+        self.buffered = 0
+
+    def reject(self) -> None:
+        """Count a message the caller could not decode."""
+        self.counters.messages_in += 1
+        self.counters.dropped_malformed += 1
+
+    def push(self, events: np.ndarray) -> str | None:
+        """Add one message's events; returns why it was dropped (None: accepted)."""
+        self.counters.messages_in += 1
+        if events.dtype != EVENT_DTYPE:
+            self.counters.dropped_malformed += 1
+            return f"events must be EVENT_DTYPE, got {events.dtype}"
+        if events.size == 0:
+            return None
+        w, h = self.sensor_size
+        x_max, y_max = int(events["x"].max()), int(events["y"].max())
+        if x_max >= w or y_max >= h:
+            self.counters.dropped_out_of_range += 1
+            return f"events outside the {w}x{h} sensor (max x={x_max}, y={y_max})"
+        self.counters.events_in += events.size
+        self._chunks.append(events)
+        self.buffered += events.size
+        self._trim()
+        return None
+
+    def _trim(self) -> None:
+        excess = self.buffered - self.max_buffered_events
+        while excess > 0:
+            oldest = self._chunks[0]
+            if oldest.size <= excess:
+                self._chunks.popleft()
+                dropped = oldest.size
+            else:
+                self._chunks[0] = oldest[excess:]
+                dropped = excess
+            excess -= dropped
+            self.buffered -= dropped
+            self.counters.dropped_overflow_events += dropped
+
+    def pop(self) -> np.ndarray:
+        """Everything buffered, as one array sorted by ``t`` (empty if nothing came)."""
+        if not self._chunks:
+            return empty_events()
+        out = self._chunks[0] if len(self._chunks) == 1 else np.concatenate(self._chunks)
+        self._chunks.clear()
+        self.buffered = 0
+        t = out["t"]
+        if t.size > 1 and np.any(t[1:] < t[:-1]):
+            out = out[np.argsort(t, kind="stable")]
+        self.counters.packets_out += 1
+        self.counters.events_out += out.size
+        return out
+
+
+class EventPacketTime:
+    """Sensor-time → ROS-time offset for ``evt3`` packets (see the module docstring)."""
+
+    def __init__(self, resync_us: int = 100_000) -> None:
+        self.resync_us = int(resync_us)
+        self.offset_us: int | None = None
+        self.resyncs = 0
+
+    def to_host(self, events: np.ndarray, stamp_us: int) -> np.ndarray:
+        if events.size == 0:
+            return events
+        implied = int(stamp_us) - int(events["t"][0])
+        if self.offset_us is None:
+            self.offset_us = implied
+        elif abs(implied - self.offset_us) > self.resync_us:
+            self.offset_us = implied
+            self.resyncs += 1
+        events["t"] += self.offset_us
+        return events
+
+
+def decode_event_packet(
+    encoding: str,
+    payload: bytes | bytearray | memoryview,
+    stamp_us: int,
+    is_bigendian: bool,
+    sensor_size: tuple[int, int],
+    evt3_state: Evt3State,
+    evt3_time: EventPacketTime,
+) -> np.ndarray:
+    """An ``EventPacket``'s events in ROS-time µs; ``ValueError`` if it is malformed.
+
+    Events outside ``sensor_size`` are returned (and rejected by :class:`EventPacketizer`).
+    """
+    stats = DecodeStats()
+    if encoding == "mono":
+        # dt is relative to time_base; the header stamp is time_base in host time
+        out = mono_decode(payload, int(stamp_us) * 1000, is_bigendian, strict=True, stats=stats)
+    elif encoding == "evt3":
+        if is_bigendian:
+            raise ValueError("evt3 packets are little endian; is_bigendian=true is malformed")
+        out = evt3_decode(payload, evt3_state, strict=False, stats=stats)
+        if stats.dropped_bytes or stats.unknown_words:
+            raise ValueError(f"evt3 packet malformed: {'; '.join(stats.messages[:3])}")
+        out = evt3_time.to_host(out, stamp_us)
+    else:
+        raise ValueError(f"unsupported EventPacket encoding {encoding!r}; supported: mono, evt3")
+    return out

@@ -1,0 +1,85 @@
+"""The event node's buffer and EventPacket decoding without ROS."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hybrid_snn_control.deploy.event_stream import (
+    EventPacketizer,
+    EventPacketTime,
+    decode_event_packet,
+)
+from hybrid_snn_control.events import make_events
+from hybrid_snn_control.events.codecs import Evt3State, evt3_encode, mono_encode
+
+
+def events(n, t0=0, w=64, h=48, seed=0):
+    rng = np.random.default_rng(seed)
+    return make_events(
+        rng.integers(0, w, n), rng.integers(0, h, n), t0 + np.arange(n), rng.choice([-1, 1], n)
+    )
+
+
+def test_pop_returns_everything_sorted_and_empties_the_buffer():
+    s = EventPacketizer((64, 48), 1000)
+    late, early = events(10, t0=100), events(10, t0=0, seed=1)
+    assert s.push(late) is None and s.push(early) is None
+    out = s.pop()
+    assert out.size == 20 and np.all(np.diff(out["t"]) >= 0)
+    assert s.buffered == 0 and s.pop().size == 0
+    assert (s.counters.events_in, s.counters.events_out, s.counters.packets_out) == (20, 20, 1)
+
+
+def test_messages_with_events_outside_the_sensor_are_dropped_whole():
+    s = EventPacketizer((64, 48), 1000)
+    bad = events(10)
+    bad["y"][3] = 48
+    reason = s.push(bad)
+    assert "outside the 64x48 sensor" in reason and "y=48" in reason
+    assert s.buffered == 0 and s.counters.dropped_out_of_range == 1
+    s.reject()
+    assert s.counters.dropped_malformed == 1 and s.counters.messages_in == 2
+
+
+def test_a_flood_drops_the_oldest_events_and_the_buffer_stays_bounded():
+    s = EventPacketizer((64, 48), 2500)
+    for k in range(10):
+        s.push(events(1000, t0=1000 * k, seed=k))
+        assert s.buffered <= 2500
+    c = s.counters
+    assert c.dropped_overflow_events == 7500
+    out = s.pop()
+    assert out.size == 2500 and out["t"][0] == 7500 and out["t"][-1] == 9999  # the newest
+    assert c.events_in == c.events_out + c.dropped_overflow_events
+    big = events(10_000)  # one message larger than the bound keeps its newest part
+    s.push(big)
+    assert s.buffered == 2500 and s.pop()["t"][0] == 7500
+
+
+def test_mono_event_packets_decode_to_header_time():
+    ev = events(50, t0=0)
+    payload, _ = mono_encode(ev, time_base_ns=0)
+    stamp_us = 1_700_000_000_000_000
+    out = decode_event_packet("mono", payload, stamp_us, False, (64, 48), Evt3State(), None)
+    np.testing.assert_array_equal(out["t"], ev["t"] + stamp_us)
+    np.testing.assert_array_equal(out[["x", "y", "p"]], ev[["x", "y", "p"]])
+    with pytest.raises(ValueError, match="multiple of 8"):
+        decode_event_packet("mono", payload[:-3], stamp_us, False, (64, 48), Evt3State(), None)
+
+
+def test_evt3_packets_keep_one_sensor_to_host_offset_across_jittery_stamps():
+    ev = events(400, t0=5000)
+    payload = evt3_encode(ev)
+    half = len(payload) // 2 // 2 * 2
+    state, clock = Evt3State(), EventPacketTime(resync_us=100_000)
+    a = decode_event_packet("evt3", payload[:half], 10_005_000, False, (64, 48), state, clock)
+    b = decode_event_packet("evt3", payload[half:], 10_008_000, False, (64, 48), state, clock)
+    got = np.concatenate([a, b])  # packet 2's host stamp is 3 ms late: ignored
+    assert got.size == ev.size
+    np.testing.assert_array_equal(got["t"], ev["t"] + 10_000_000)
+    assert clock.resyncs == 0
+    jumped = clock.to_host(events(5, t0=6000), 99_000_000)  # sensor restarted: re-anchor
+    assert jumped["t"][0] == 99_000_000 and clock.resyncs == 1
+    with pytest.raises(ValueError, match="unsupported EventPacket encoding"):
+        decode_event_packet("libcaer_cmp", b"", 0, False, (64, 48), state, clock)

@@ -369,17 +369,6 @@ _KNOWN_LUT[list(_KNOWN_EVT3)] = True
 _POPCOUNT12 = np.array([bin(i).count("1") for i in range(4096)], dtype=np.int32)
 
 
-def _last_of(mask: np.ndarray, values: np.ndarray, initial: int, at: np.ndarray) -> np.ndarray:
-    """At word positions ``at``: the value of the last ``mask`` word at or before (or initial).
-
-    A running count of ``mask`` words indexes ``[initial, *values]``: no forward fill over
-    the whole stream is materialized, only the gathers at ``at``.
-    """
-    count = np.cumsum(mask, dtype=np.int32)
-    table = np.concatenate([np.array([initial], dtype=np.int64), values.astype(np.int64)])
-    return table[count[at]]
-
-
 _EVT3_CHUNK_WORDS = 1 << 16  # words per pass: every intermediate array stays in cache
 
 
@@ -418,6 +407,23 @@ def evt3_decode(
     return out
 
 
+def _fill_at(
+    pos: np.ndarray, values: np.ndarray, initial: int, n: int, at: np.ndarray
+) -> np.ndarray:
+    """At word positions ``at``: the value of the last marker (``pos``) at or before them.
+
+    ``initial`` applies before the first marker (the state from the previous packet).
+    The fill is one ``np.repeat`` of the marker values over the chunk (cheaper than a
+    cumulative count), then a gather.
+    """
+    if pos.size == 0:
+        return np.full(at.size, initial, np.int64)
+    filled = np.empty(n, np.int64)
+    filled[: pos[0]] = initial
+    filled[pos[0] :] = np.repeat(np.asarray(values, np.int64), np.diff(np.append(pos, n)))
+    return filled[at]
+
+
 def _evt3_decode_words(
     words: np.ndarray, st: Evt3State, strict: bool, stats: DecodeStats | None
 ) -> np.ndarray:
@@ -426,76 +432,78 @@ def _evt3_decode_words(
     typ = (words >> 12).astype(np.uint8)
     val = words & np.uint16(0x0FFF)
 
-    type_counts = np.bincount(typ, minlength=16)
-    n_unknown = int(type_counts[~_KNOWN_LUT].sum())
+    unknown = (typ == 0x1) | (typ == 0x9) | ((typ >= 0xB) & (typ <= 0xD))
+    n_unknown = int(np.count_nonzero(unknown))
     if n_unknown:
-        bad = np.flatnonzero((type_counts > 0) & ~_KNOWN_LUT).tolist()
+        bad = np.unique(typ[unknown]).tolist()
         _fail_or_count(strict, stats, f"evt3: {n_unknown} words of unknown type {bad}")
         if stats is not None:
             stats.unknown_words += n_unknown
 
     is_hi = typ == EVT_TIME_HIGH
-    is_lo = typ == EVT_TIME_LOW
-    is_y = typ == EVT_ADDR_Y
+    p_hi = np.flatnonzero(is_hi)
+    p_tm = np.flatnonzero(is_hi | (typ == EVT_TIME_LOW))
+    p_y = np.flatnonzero(typ == EVT_ADDR_Y)
+    p_base = np.flatnonzero(typ == VECT_BASE_X)
     is_x = typ == EVT_ADDR_X
-    is_base = typ == VECT_BASE_X
     is_v12 = typ == VECT_12
     is_v8 = typ == VECT_8
-    prod = np.flatnonzero(is_x | is_v12 | is_v8)  # words that carry events
+    has_vec = bool(p_base.size) or bool(is_v12.any()) or bool(is_v8.any())
+    prod = np.flatnonzero(is_x | is_v12 | is_v8) if has_vec else np.flatnonzero(is_x)
 
     # time: TIME_HIGH (12 bits << 12) resets the low part; a decrease of it is a 24-bit wrap
-    hi_vals = val[is_hi].astype(np.int64)
+    hi_vals = val[p_hi].astype(np.int64)
     prev_hi = np.concatenate([[st.time_high], hi_vals[:-1]])
     wraps = np.cumsum((hi_vals < prev_hi) & (prev_hi >= 0)) + st.loops
     hi_abs = wraps * _TIME_WRAP_US + (hi_vals << 12)
     init_hi = st.loops * _TIME_WRAP_US + (st.time_high << 12) if st.time_high >= 0 else -1
-    is_tm = is_hi | is_lo
-    lo_vals = np.where(is_lo[is_tm], val[is_tm], 0)
-    hi_at = _last_of(is_hi, hi_abs, init_hi, prod)
-    t_at = np.where(hi_at >= 0, hi_at + _last_of(is_tm, lo_vals, st.time_low, prod), -1)
-    y_at = _last_of(is_y, val[is_y] & 0x7FF, st.y, prod)
+    lo_vals = np.where(is_hi[p_tm], 0, val[p_tm])
+    hi_at = _fill_at(p_hi, hi_abs, init_hi, n, prod)
+    t_at = np.where(hi_at >= 0, hi_at + _fill_at(p_tm, lo_vals, st.time_low, n, prod), -1)
+    y_vals = val[p_y] & 0x7FF
+    y_at = _fill_at(p_y, y_vals, st.y, n, prod)
+    pv = val[prod].astype(np.int64)
 
-    # vectors: x of bit 0 = x at the last VECT_BASE_X + 12 / 8 per vector word since then
     no_base = -(1 << 40)
     base_init = st.base_x if st.base_x >= 0 else no_base
-    if type_counts[[VECT_BASE_X, VECT_12, VECT_8]].any():
+    cs_total, base_vals = 0, np.zeros(0, np.int64)
+    if not has_vec:  # only single-event words (ADDR_X): one event per word
+        ev_t, ev_y, ev_x, ev_p = t_at, y_at, pv & 0x7FF, ((pv >> 11) & 1).astype(np.int8)
+        total = prod.size
+    else:
+        # x of a vector's bit 0 = x at the last VECT_BASE_X + 12 / 8 per vector word since
         inc = is_v12.astype(np.int32) * 12 + is_v8.astype(np.int32) * 8
         cs_excl = np.cumsum(inc, dtype=np.int64) - inc
         cs_total = int(cs_excl[-1] + inc[-1])
-        base_vals = (val[is_base] & 0x7FF).astype(np.int64) - cs_excl[is_base]
-        base_count = np.cumsum(is_base, dtype=np.int32)[prod]
-        x0_at = np.concatenate([[base_init], base_vals])[base_count] + cs_excl[prod]
-        pol_vec = np.concatenate([[st.polarity], (val[is_base] >> 11) & 1])[base_count]
-    else:  # only single-event words (ADDR_X) in this chunk
-        cs_total, base_vals = 0, np.zeros(0, np.int64)
-        x0_at = pol_vec = np.zeros(prod.size, np.int64)
-
-    pv = val[prod].astype(np.int32)
-    px = is_x[prod]
-    x0_at = np.where(px, pv & 0x7FF, x0_at)
-    pol_at = np.where(px, (pv >> 11) & 1, pol_vec)
-    mask = np.where(px, 1, np.where(is_v8[prod], pv & 0xFF, pv))
-    counts = _POPCOUNT12[mask]
-    # events in stream order without sorting: word k's events start at offsets[k]
-    offsets = np.cumsum(counts) - counts
-    total = int(offsets[-1] + counts[-1]) if prod.size else 0
-    ev_t = np.empty(total, np.int64)
-    ev_y = np.empty(total, np.int64)
-    ev_x = np.empty(total, np.int64)
-    ev_p = np.empty(total, np.int8)
-    single = np.flatnonzero(px)
-    o = offsets[single]
-    ev_t[o], ev_y[o], ev_x[o], ev_p[o] = t_at[single], y_at[single], x0_at[single], pol_at[single]
-    vec = np.flatnonzero(~px)
-    if vec.size:
-        bits = np.unpackbits(
-            mask[vec].astype("<u2").view(np.uint8).reshape(-1, 2), axis=1, bitorder="little"
-        )[:, :12]
-        row, bit = np.nonzero(bits)
-        k = vec[row]
-        o = offsets[k] + (np.arange(row.size) - (np.cumsum(counts[vec]) - counts[vec])[row])
-        ev_t[o], ev_y[o] = t_at[k], y_at[k]
-        ev_x[o], ev_p[o] = x0_at[k] + bit, pol_at[k]
+        base_vals = (val[p_base] & 0x7FF).astype(np.int64) - cs_excl[p_base]
+        x0_at = _fill_at(p_base, base_vals, base_init, n, prod) + cs_excl[prod]
+        pol_vec = _fill_at(p_base, (val[p_base] >> 11) & 1, st.polarity, n, prod)
+        px = is_x[prod]
+        x0_at = np.where(px, pv & 0x7FF, x0_at)
+        pol_at = np.where(px, (pv >> 11) & 1, pol_vec)
+        mask = np.where(px, 1, np.where(is_v8[prod], pv & 0xFF, pv))
+        counts = _POPCOUNT12[mask]
+        # events in stream order without sorting: word k's events start at offsets[k]
+        offsets = np.cumsum(counts) - counts
+        total = int(offsets[-1] + counts[-1]) if prod.size else 0
+        ev_t = np.empty(total, np.int64)
+        ev_y = np.empty(total, np.int64)
+        ev_x = np.empty(total, np.int64)
+        ev_p = np.empty(total, np.int8)
+        single = np.flatnonzero(px)
+        o = offsets[single]
+        ev_t[o], ev_y[o] = t_at[single], y_at[single]
+        ev_x[o], ev_p[o] = x0_at[single], pol_at[single]
+        vec = np.flatnonzero(~px)
+        if vec.size:
+            bits = np.unpackbits(
+                mask[vec].astype("<u2").view(np.uint8).reshape(-1, 2), axis=1, bitorder="little"
+            )[:, :12]
+            row, bit = np.nonzero(bits)
+            k = vec[row]
+            o = offsets[k] + (np.arange(row.size) - (np.cumsum(counts[vec]) - counts[vec])[row])
+            ev_t[o], ev_y[o] = t_at[k], y_at[k]
+            ev_x[o], ev_p[o] = x0_at[k] + bit, pol_at[k]
 
     valid = (ev_t >= 0) & (ev_y >= 0) & (ev_x >= 0)
     n_invalid = int(total - np.count_nonzero(valid))
@@ -514,22 +522,21 @@ def _evt3_decode_words(
         ev_t, ev_y, ev_x, ev_p = ev_t[valid], ev_y[valid], ev_x[valid], ev_p[valid]
     out = np.empty(ev_t.size, dtype=EVENT_DTYPE)
     out["t"], out["y"], out["x"] = ev_t, ev_y, ev_x
-    out["p"] = ev_p * 2 - 1
+    out["p"] = ev_p * np.int8(2) - np.int8(1)
 
     # carry the state to the next packet
-    if n:
-        if hi_vals.size:
-            st.time_high = int(hi_vals[-1])
-            st.loops = int(wraps[-1])
-        if lo_vals.size:
-            st.time_low = int(lo_vals[-1])
-        if is_y.any():
-            st.y = int(val[is_y][-1] & 0x7FF)
-        if base_vals.size:  # x where the next vector word starts
-            st.base_x = int(base_vals[-1]) + cs_total
-            st.polarity = int(val[is_base][-1] >> 11) & 1
-        elif st.base_x >= 0:
-            st.base_x += cs_total
+    if hi_vals.size:
+        st.time_high = int(hi_vals[-1])
+        st.loops = int(wraps[-1])
+    if lo_vals.size:
+        st.time_low = int(lo_vals[-1])
+    if y_vals.size:
+        st.y = int(y_vals[-1])
+    if base_vals.size:  # x where the next vector word starts
+        st.base_x = int(base_vals[-1]) + cs_total
+        st.polarity = int(val[p_base[-1]] >> 11) & 1
+    elif st.base_x >= 0:
+        st.base_x += cs_total
     return out
 
 

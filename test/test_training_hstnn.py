@@ -202,3 +202,21 @@ def test_train_run_rejects_bad_settings(tmp_path):
         TrainRun(tmp_path, 10, checkpoint_every=0)
     with pytest.raises(ValueError, match="device"):
         TrainRun(tmp_path, 10, device="tpu")
+
+
+def test_hsc_hstnn_pipeline_command_writes_the_three_stages(task, tmp_path, capsys):
+    from hybrid_snn_control.cli import main
+
+    sets = [
+        "adapt_steps=4", "restore_steps=2", "select_probes=2", "select_batches=1",
+        "tensorboard=false", "num_train=24", "num_test=8", "num_classes=2", "num_bins=4",
+        "sensor_size=[16, 16]", "hidden_size=8", "batch_size=8", "efficiency_samples=8",
+        f"cache_dir={task.cfg.cache_dir}",
+    ]  # fmt: skip
+    args = ["hstnn", "pipeline", "--task", "classify", "--out", str(tmp_path), "--no-progress"]
+    assert main(args + [a for s in sets for a in ("--set", s)]) == 0
+    out = capsys.readouterr().out
+    assert all((tmp_path / f"{s}.safetensors").exists() for s in ("adapt", "select", "restore"))
+    assert out.count('"accuracy"') == len(RATIOS)  # evaluated at every restore ratio
+    assert main(["hstnn", "adapt", "--set", "adapt_stepz=3"]) == 2  # typo: clear error
+    assert "adapt_stepz" in capsys.readouterr().err

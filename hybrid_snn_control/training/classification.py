@@ -279,12 +279,13 @@ class ClassificationTask:
         }
 
 
-def load_task(config_path: str | Path | None = None, **overrides: Any) -> ClassificationTask:
+def load_task(
+    config_path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> ClassificationTask:
     """The task with settings from the ``hsc_classify`` section of a parameter file."""
     if config_path is None:
-        return ClassificationTask(ClassifyConfig(**overrides))
+        return ClassificationTask(ClassifyConfig(**(overrides or {})))
     from hybrid_snn_control.config import load_node_params
 
-    return ClassificationTask(
-        load_node_params(config_path, "hsc_classify", ClassifyConfig, overrides)
-    )
+    cfg = load_node_params(config_path, "hsc_classify", ClassifyConfig, overrides)
+    return ClassificationTask(cfg)

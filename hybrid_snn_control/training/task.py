@@ -134,7 +134,10 @@ def load_model(
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise CheckpointError(f"{path} does not fit the task's model: {exc}") from None
+        first = str(exc).splitlines()[1:2] or [str(exc)]
+        raise CheckpointError(
+            f"{path} does not fit the task's model ({_config_diff(meta, task)}): {first[0].strip()}"
+        ) from None
     core = core_of(model)
     ratio = meta.get("spiking_ratio")
     if ratio is None:
@@ -142,3 +145,14 @@ def load_model(
     else:
         core.set_ratio(ratio)
     return model, meta
+
+
+def _config_diff(meta: Mapping[str, Any], task: Task) -> str:
+    stored = meta.get("task_config") or {}
+    current = to_mapping(task.cfg) if task.cfg is not None else {}
+    diff = [
+        f"{k}: file {stored[k]!r}, now {current[k]!r}"
+        for k in sorted(set(stored) & set(current))
+        if stored[k] != current[k]
+    ]
+    return "settings differ: " + "; ".join(diff) if diff else "same settings"

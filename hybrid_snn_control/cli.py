@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "hybrid_snn_control.commands.demo",
     "hybrid_snn_control.commands.bringup",
     "hybrid_snn_control.commands.events_cmd",
+    "hybrid_snn_control.commands.hstnn_cmd",
 )
 
 

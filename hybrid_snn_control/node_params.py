@@ -16,6 +16,8 @@ from hybrid_snn_control.config import ConfigError, load_node_params, load_parame
 
 SECTIONS: dict[str, str] = {
     "hsc_demo": "hybrid_snn_control.commands.demo:DemoParams",
+    "hsc_hstnn": "hybrid_snn_control.training.hstnn:HSTNNConfig",
+    "hsc_classify": "hybrid_snn_control.training.classification:ClassifyConfig",
     "actuator_node": "hybrid_snn_control.ros.settings:ActuatorSettings",
     "event_camera_node": "hybrid_snn_control.ros.settings:EventCameraSettings",
 }

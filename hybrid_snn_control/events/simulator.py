@@ -237,12 +237,16 @@ class EventCameraSimulator:
         self._gray = None  # previous gray frame, flat (to skip unchanged pixels)
         self._dirty = _EMPTY_IDX
         self._last_event_us = np.full(self.num_pixels, _NEVER_US, dtype=np.int64)
-        self.set_params(self.params)
+        self._apply_params(self.params)
 
     def set_params(self, params: SimulatorParams) -> None:
         """Use ``params`` from the next frame on (domain randomization between frames)."""
         if not isinstance(params, SimulatorParams):
             raise ValueError(f"set_params needs SimulatorParams, got {type(params).__name__}")
+        if params != self.params:  # same values: nothing to recompute, keep the fast path
+            self._apply_params(params)
+
+    def _apply_params(self, params: SimulatorParams) -> None:
         self.params = params
         self._params_changed = True  # thresholds may have moved under unchanged pixels
         p = params

@@ -101,6 +101,24 @@ def test_bringup_rejects_a_bad_file_before_starting_anything(tmp_path):
     assert "cmd_timeout" in res.stderr and "must be in" in res.stderr
 
 
+def test_a_node_that_cannot_start_fails_bringup_with_exit_2_and_the_reason():
+    try:
+        import event_camera_msgs  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("event_camera_msgs is installed here")
+    cmd = [sys.executable, "-m", "hybrid_snn_control.cli", "bringup", "--config", "robot"]
+    res = subprocess.run(
+        [*cmd, "--nodes", "event_camera_node", "--duration", "5"],
+        capture_output=True,
+        text=True,
+        timeout=60.0,
+    )
+    assert res.returncode == 2
+    assert "could not start" in res.stderr and "event_camera_msgs" in res.stderr
+
+
 def test_bringup_selects_the_nodes_the_file_has_sections_for(tmp_path):
     cfg = tmp_path / "only_demo.yaml"
     cfg.write_text("hsc_demo:\n  ros__parameters:\n    messages: 5\n")

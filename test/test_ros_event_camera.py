@@ -120,6 +120,45 @@ def test_pointcloud2_packets_pass_through_and_malformed_ones_are_dropped_and_cou
     assert values["dropped_malformed"] == "3" and values["dropped_out_of_range"] == "1"
 
 
+def test_random_garbage_never_raises_out_of_the_callbacks(ros_context):
+    """Whatever arrives, the callbacks drop and count; nothing escapes to the executor."""
+    node = EventCameraNode(
+        context=ros_context,
+        namespace="evc_fuzz",
+        parameter_overrides=[Parameter("source", value="pointcloud2")],
+    )
+    rng = np.random.default_rng(0)
+    good = events_to_pointcloud2(random_events(50), "cam")
+    for _ in range(300):
+        msg = events_to_pointcloud2(random_events(50), "cam")
+        msg.data = rng.integers(0, 256, int(rng.integers(0, 600)), dtype=np.uint8).tobytes()
+        msg.width = int(rng.integers(0, 100))
+        msg.point_step = int(rng.choice([0, 1, 9, 12, 2**20]))
+        msg.row_step = msg.width * msg.point_step if rng.random() < 0.7 else 5
+        msg.is_bigendian = bool(rng.random() < 0.2)
+        for f in msg.fields:
+            if rng.random() < 0.2:
+                f.offset = int(rng.integers(0, 64))
+            if rng.random() < 0.2:
+                f.datatype = int(rng.integers(0, 12))
+            if rng.random() < 0.1:
+                f.count = int(rng.integers(0, 3))
+        node._on_pointcloud2(msg)
+    c = node.stream.counters
+    assert c.messages_in == 300 and c.dropped_malformed + c.dropped_out_of_range > 250
+    before = c.events_in
+    node._on_pointcloud2(good)
+    assert c.events_in == before + 50  # and it still takes good data
+    sim = EventCameraNode(context=ros_context, namespace="evc_fuzz_img")
+    for _ in range(100):
+        img = Image(height=int(rng.integers(0, 80)), width=int(rng.integers(0, 80)))
+        img.encoding = str(rng.choice(["mono8", "rgb8", "bgra8", "mono16", "32FC1", "jpeg"]))
+        img.step = int(rng.integers(0, 300))
+        img.data = rng.integers(0, 256, int(rng.integers(0, 20000)), dtype=np.uint8).tobytes()
+        sim._on_image(img)
+    assert sim.stream.counters.dropped_malformed > 90
+
+
 def test_a_flood_drops_oldest_events_and_keeps_the_buffer_bounded(ros_context, spin):
     bound = 5000
     rig = Rig(

@@ -150,6 +150,7 @@ class ActuatorNode(Node):
         out = TwistStamped(twist=twist)
         out.header.frame_id = s.frame_id
         use_command = s.stamp_source == "command" and command_stamp is not None
+        use_command = use_command and (command_stamp.sec != 0 or command_stamp.nanosec != 0)
         out.header.stamp = command_stamp if use_command else self.get_clock().now().to_msg()
         self._cmd_vel.publish(out)
 

@@ -53,8 +53,8 @@ def _event_packet_type():
     except ImportError:
         raise RuntimeError(
             "source 'event_packet' needs the event_camera_msgs package (apt install "
-            "ros-$ROS_DISTRO-event-camera-msgs on a ROS install; it is not on PyPI). "
-            "Alternatives: source 'pointcloud2', or convert with event_camera_tools."
+            "ros-$ROS_DISTRO-event-camera-msgs on a ROS install; it is not on PyPI); "
+            "without it, publish events as PointCloud2 and use source 'pointcloud2'"
         ) from None
     return EventPacket
 

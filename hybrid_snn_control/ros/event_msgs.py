@@ -65,7 +65,7 @@ def pointcloud2_to_events(msg: PointCloud2) -> np.ndarray:
         raise ValueError(
             f"row_step {msg.row_step} != width {msg.width} × point_step {msg.point_step}"
         )
-    return pointcloud2_decode(
+    events = pointcloud2_decode(
         msg.data,
         msg.fields,
         msg.point_step,
@@ -74,6 +74,9 @@ def pointcloud2_to_events(msg: PointCloud2) -> np.ndarray:
         msg.height,
         msg.is_bigendian,
     )
+    if events.size and events["t"].min() < 0:  # e.g. NaN or negative float times
+        raise ValueError("event times before 1970 (NaN or negative t in a float field?)")
+    return events
 
 
 def image_to_frame(msg: Image) -> np.ndarray:

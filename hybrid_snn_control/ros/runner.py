@@ -39,7 +39,9 @@ def run_nodes(
 
     ``args`` are ROS command-line arguments (``["--ros-args", "--params-file", path]``);
     each class is called as ``cls(context=ctx)`` and reads its parameters from them.
-    ``threads=1`` uses a single-threaded executor.  Returns the process exit code:
+    ``threads``: executor threads; default: a single-threaded executor for one node (its
+    callbacks share one mutually exclusive group, so more threads only add overhead) and
+    a multi-threaded one for several.  Returns the process exit code:
     0 after a signal, the duration or ``stop_event``; 1 if a callback raised; 2 if a node
     could not start (invalid parameters, missing file).
     """
@@ -61,9 +63,10 @@ def run_nodes(
         except (ValueError, FileNotFoundError, ImportError, RuntimeError) as exc:
             logger.error(f"{getattr(cls, '__name__', cls)} could not start: {exc}")
             return 2
+        single = threads == 1 or (threads is None and len(nodes) == 1)
         executor = (
             SingleThreadedExecutor(context=ctx)
-            if threads == 1
+            if single
             else MultiThreadedExecutor(num_threads=threads, context=ctx)
         )
         for node in nodes:

@@ -23,22 +23,25 @@ TINY = [
 
 
 def test_search_then_compare_with_the_found_parameters(tmp_path, capsys):
-    out = tmp_path / "search.json"
-    assert main(["hrsnn", "search", *TINY, "--trials", "2", "--out", str(out)]) == 0
-    found = json.loads(out.read_text())
-    assert len(found["trials"]) == 2
+    het, hom = tmp_path / "het.json", tmp_path / "hom.json"
+    assert main(["hrsnn", "search", *TINY, "--trials", "2", "--out", str(het)]) == 0
+    args = ["hrsnn", "search", *TINY, "--trials", "1", "--condition", "hom-hom"]
+    assert main([*args, "--out", str(hom)]) == 0
+    found = json.loads(het.read_text())
+    assert len(found["trials"]) == 2 and found["condition"] == "het-het"
     assert 0.0 <= found["best_validation_accuracy"] <= 1.0
     assert "tau_mem_cv" in found["best_params"]
+    assert "tau_mem_cv" not in json.loads(hom.read_text())["best_params"]  # fixed at 0
 
     runs = tmp_path / "runs.json"
-    args = ["hrsnn", "compare", *TINY, "--seeds", "0", "--params", str(out), "--json", str(runs)]
-    assert main(args) == 0
+    args = ["hrsnn", "compare", *TINY, "--seeds", "0", "--params", str(het), str(hom)]
+    assert main([*args, "--json", str(runs)]) == 0
     rows = json.loads(runs.read_text())["rows"]
-    assert {r["condition"] for r in rows} >= {
+    assert [r["condition"] for r in rows] == [
         "linear readout on input",
         "heterogeneous neurons + heterogeneous STDP",
         "homogeneous neurons + homogeneous STDP",
-    }
+    ]
     assert "| condition |" in capsys.readouterr().out
 
 

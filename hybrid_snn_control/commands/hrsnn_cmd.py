@@ -21,6 +21,15 @@ from pathlib import Path
 
 TRAIN_SEED, TEST_SEED, VALIDATION_SEED = 0, 1, 2
 
+#: short names for the comparison's conditions (neurons-STDP)
+CONDITION_KEYS = {
+    "hom-hom": "homogeneous neurons + homogeneous STDP",
+    "het-hom": "heterogeneous neurons + homogeneous STDP",
+    "hom-het": "homogeneous neurons + heterogeneous STDP",
+    "het-het": "heterogeneous neurons + heterogeneous STDP",
+    "het-none": "heterogeneous neurons, no STDP",
+}
+
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classes", type=int, default=8, help="motion classes K (2..8)")
@@ -34,9 +43,6 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recurrent-scale", type=float, default=1.0)
     p.add_argument("--n-bins", type=int, default=1, help="readout time bins (1 = counts)")
     p.add_argument("--stdp-epochs", type=int, default=1)
-    p.add_argument(
-        "--params", type=Path, default=None, help="JSON of searched parameters to start from"
-    )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
 
 
@@ -49,10 +55,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int, default=0, help="sampler and network seed")
     s.add_argument("--timeout-s", type=float, default=None)
     s.add_argument("--out", type=Path, default=Path("hrsnn_search.json"))
+    s.add_argument(
+        "--condition",
+        choices=sorted(CONDITION_KEYS),
+        default="het-het",
+        help="tune this condition (homogeneous parts are fixed, not searched)",
+    )
     s.set_defaults(func=run_search)
     c = hsub.add_parser("compare", help="homogeneous vs heterogeneous neurons and STDP")
     _add_common(c)
     c.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    c.add_argument(
+        "--params",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="search JSON(s): one file -> every condition derived from it; several files "
+        "-> each file's own tuned condition",
+    )
     c.add_argument("--json", type=Path, default=None, help="write every run here")
     c.set_defaults(func=run_compare)
 
@@ -73,19 +93,18 @@ def _setup(args: argparse.Namespace):
         input_scale=args.input_scale,
         recurrent_scale=args.recurrent_scale,
     )
-    if args.params is not None:
-        base = apply_params(base, json.loads(args.params.read_text())["best_params"])
     settings = RecipeSettings(stdp_epochs=args.stdp_epochs, n_bins=args.n_bins)
     return base, settings
 
 
-def apply_params(base, params: dict):
-    """Rebuild the config a search trial described (same search space, fixed values)."""
+def apply_params(base, found: dict):
+    """Rebuild the config a search found (same search space and condition, fixed values)."""
     import optuna
 
-    from hybrid_snn_control.training.hrsnn import suggest_config
+    from hybrid_snn_control.training.hrsnn import suggest_condition_config
 
-    return suggest_config(optuna.trial.FixedTrial(params), base)
+    trial = optuna.trial.FixedTrial(found["best_params"])
+    return suggest_condition_config(trial, base, CONDITION_KEYS[found["condition"]])
 
 
 def _data(args: argparse.Namespace, num: int, seed: int):
@@ -107,12 +126,22 @@ def run_search(args: argparse.Namespace) -> int:
     train = _data(args, args.train, TRAIN_SEED)
     validation = _data(args, args.eval, VALIDATION_SEED)
     start = time.perf_counter()
+    condition = CONDITION_KEYS[args.condition]
     study = search_heterogeneity(
-        base, train, validation, args.classes, args.trials, args.seed, settings, args.timeout_s
+        base,
+        train,
+        validation,
+        args.classes,
+        args.trials,
+        args.seed,
+        settings,
+        args.timeout_s,
+        condition,
     )
     wall = time.perf_counter() - start
     best = study.best_trial
     out = {
+        "condition": args.condition,
         "best_params": best.params,
         "best_validation_accuracy": best.value,
         "best_result": best.user_attrs,
@@ -143,10 +172,30 @@ def run_compare(args: argparse.Namespace) -> int:
             f"rate {row['firing_rate']:.3f} STDP {row['stdp_wall_s']:.2f} s"
         )
 
-    rows = compare_conditions(base, train, test, args.classes, tuple(args.seeds), settings, log=log)
+    found = [json.loads(path.read_text()) for path in args.params or []]
+    if len(found) <= 1:  # the defaults, or one tuned base: derive every condition from it
+        if found:
+            base = apply_params(base, found[0])
+        rows = compare_conditions(
+            base, train, test, args.classes, tuple(args.seeds), settings, log=log
+        )
+    else:  # each condition with its own tuning
+        rows = []
+        for item in found:
+            part = compare_conditions(
+                apply_params(base, item),
+                train,
+                test,
+                args.classes,
+                tuple(args.seeds),
+                settings,
+                (CONDITION_KEYS[item["condition"]],),
+                log=log,
+            )
+            rows.extend(part if not rows else part[1:])  # one input-readout row
     print(format_table(summarize(rows)))
     if args.json is not None:
-        args.json.write_text(json.dumps({"rows": rows, "config": repr(base)}, indent=2))
+        args.json.write_text(json.dumps({"rows": rows, "params": found}, indent=2))
         print(f"wrote {args.json}")
     return 0
 

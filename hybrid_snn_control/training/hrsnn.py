@@ -222,18 +222,38 @@ def train_and_evaluate(
     return result
 
 
+#: The comparison's conditions (section 5); the search can tune each one on its own.
+CONDITIONS = (
+    "homogeneous neurons + homogeneous STDP",
+    "heterogeneous neurons + homogeneous STDP",
+    "homogeneous neurons + heterogeneous STDP",
+    "heterogeneous neurons + heterogeneous STDP",
+    "heterogeneous neurons, no STDP",
+)
+
+
 # -- 4. hyperparameter search over the heterogeneity distributions -----------------------
-def suggest_config(trial, base: HRSNNConfig) -> HRSNNConfig:
-    """Optuna search space: spreads (cv) and means of τ_m, τ_θ, STDP τ± and η±, and scales."""
+def suggest_config(
+    trial, base: HRSNNConfig, heterogeneous_neurons: bool = True, heterogeneous_stdp: bool = True
+) -> HRSNNConfig:
+    """Optuna search space: spreads (cv) and means of τ_m, τ_θ, STDP τ± and η±, and scales.
+
+    With ``heterogeneous_neurons`` / ``heterogeneous_stdp`` false the matching spreads are
+    fixed at 0 and not searched (so a homogeneous control gets its own tuning).
+    """
+
+    def cv(name: str, searched: bool) -> float:
+        return trial.suggest_float(name, 0.0, 1.5) if searched else 0.0
+
     tau_mem = Distribution(
         base.tau_mem_steps.kind,
         trial.suggest_float("tau_mem_mean", 2.0, 60.0, log=True),
-        trial.suggest_float("tau_mem_cv", 0.0, 1.5),
+        cv("tau_mem_cv", heterogeneous_neurons),
     )
     tau_thr = Distribution(
         base.tau_thr_steps.kind,
         trial.suggest_float("tau_thr_mean", 5.0, 200.0, log=True),
-        trial.suggest_float("tau_thr_cv", 0.0, 1.5),
+        cv("tau_thr_cv", heterogeneous_neurons),
     )
     config = replace(
         base,
@@ -247,8 +267,8 @@ def suggest_config(trial, base: HRSNNConfig) -> HRSNNConfig:
         ),
     )
     if base.stdp is not None:
-        stdp_tau_cv = trial.suggest_float("stdp_tau_cv", 0.0, 1.5)
-        stdp_eta_cv = trial.suggest_float("stdp_eta_cv", 0.0, 1.5)
+        stdp_tau_cv = cv("stdp_tau_cv", heterogeneous_stdp)
+        stdp_eta_cv = cv("stdp_eta_cv", heterogeneous_stdp)
         eta_scale = trial.suggest_float("stdp_eta_scale", 0.1, 10.0, log=True)
         s = base.stdp
         config = replace(
@@ -264,6 +284,20 @@ def suggest_config(trial, base: HRSNNConfig) -> HRSNNConfig:
     return config
 
 
+def suggest_condition_config(trial, base: HRSNNConfig, condition: str) -> HRSNNConfig:
+    """:func:`suggest_config` restricted to one of :data:`CONDITIONS`."""
+    if condition not in CONDITIONS:
+        raise ValueError(f"condition must be one of {CONDITIONS}, got {condition!r}")
+    if condition.endswith("no STDP"):
+        base = replace(base, stdp=None)
+    return suggest_config(
+        trial,
+        base,
+        heterogeneous_neurons=condition.startswith("heterogeneous neurons"),
+        heterogeneous_stdp=condition.endswith("heterogeneous STDP"),
+    )
+
+
 def search_heterogeneity(
     base: HRSNNConfig,
     train: tuple[Tensor, Tensor],
@@ -273,6 +307,7 @@ def search_heterogeneity(
     seed: int = 0,
     settings: RecipeSettings = RecipeSettings(),
     timeout_s: float | None = None,
+    condition: str = "heterogeneous neurons + heterogeneous STDP",
 ):
     """Optuna TPE search maximizing validation accuracy; returns the ``optuna.Study``.
 
@@ -281,7 +316,7 @@ def search_heterogeneity(
     import optuna
 
     def objective(trial) -> float:
-        config = suggest_config(trial, base)
+        config = suggest_condition_config(trial, base, condition)
         result = train_and_evaluate(config, train, validation, num_classes, settings)
         for key, value in result.items():
             trial.set_user_attr(key, value)
@@ -293,13 +328,6 @@ def search_heterogeneity(
 
 
 # -- 5. the heterogeneity comparison -----------------------------------------------------
-CONDITIONS = (
-    "homogeneous neurons + homogeneous STDP",
-    "heterogeneous neurons + homogeneous STDP",
-    "homogeneous neurons + heterogeneous STDP",
-    "heterogeneous neurons + heterogeneous STDP",
-    "heterogeneous neurons, no STDP",
-)
 
 
 def condition_config(base: HRSNNConfig, condition: str, seed: int) -> HRSNNConfig:

@@ -51,19 +51,22 @@ def median_time(fn, repeats: int) -> float:
 
 # ------------------------------------------------------------------ scenes
 def render_scene(kind: str, w: int, h: int, n_frames: int, px_per_frame: float = 0.5):
-    """uint8 gray frames at 1 kHz: 'typical' (object moves) or 'busy' (whole view pans)."""
+    """uint8 gray frames at 1 kHz: 'typical' (a textured disk circles over a static
+    background) or 'busy' (the whole textured view pans, as under ego-motion)."""
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     kx, ky = rng.uniform(0.15, 0.4, 2)
     r = 0.15 * min(w, h)
     frames = []
+    orbit = 0.25 * min(w, h)  # the object circles at px_per_frame, always in view
     for k in range(n_frames):
         shift = k * px_per_frame
         if kind == "busy":
             img = 0.45 + 0.3 * np.sin((xx + shift) * kx) * np.sin(yy * ky)
         else:
             img = 0.3 + 0.1 * np.sin(xx * kx) * np.sin(yy * ky)
-            cx, cy = w * 0.3 + shift, h * 0.5
+            phase = shift / orbit
+            cx, cy = w / 2 + orbit * np.cos(phase), h / 2 + orbit * np.sin(phase)
             d = np.hypot(xx - cx, yy - cy)
             cover = np.clip(r - d + 0.5, 0, 1)
             tex = 0.8 + 0.1 * np.cos(5 * np.arctan2(yy - cy, xx - cx))

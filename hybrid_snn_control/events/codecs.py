@@ -219,6 +219,17 @@ def pointcloud2_decode(
             f"({nbytes} bytes / point_step {point_step})"
         )
     dt = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": point_step})
+    layout = [(n, o, f.str) for n, o, f in zip(names, offsets, formats)]
+    if (
+        layout == _PACKAGE_LAYOUT
+        and point_step == POINTCLOUD2_POINT_STEP
+        and t_scale_us
+        in (
+            None,
+            1,
+        )
+    ):
+        return _decode_package_layout(raw, n_points, stamp_us)
     pts = np.frombuffer(raw, dtype=dt, count=n_points)
     if all(pts.dtype[f].kind in "iu" for f in "xytp") and t_scale_us in (None, 1):
         return _decode_int_fields(pts, stamp_us)
@@ -238,7 +249,36 @@ def pointcloud2_decode(
     return out
 
 
-_DECODE_CHUNK = 16384  # events per pass: keeps the strided field copies in cache
+_DECODE_CHUNK = 32768  # events per pass: keeps the strided field copies in cache
+_PACKAGE_LAYOUT = [("x", 0, "<u2"), ("y", 2, "<u2"), ("t", 4, "<u4"), ("p", 8, "|i1")]
+# x, y, t (low 32 bits) sit in the same 8 little-endian bytes in both layouts: one copy
+_PC2_BLOCKS = np.dtype({"names": ["a", "p"], "formats": ["<u8", "i1"], "offsets": [0, 8],
+                        "itemsize": 9})  # fmt: skip
+_EVENT_BLOCKS = np.dtype(
+    {"names": ["a", "t_hi", "p"], "formats": ["<u8", "<u4", "i1"], "offsets": [0, 8, 12],
+     "itemsize": EVENT_DTYPE.itemsize}
+)  # fmt: skip
+
+
+def _decode_package_layout(raw, n_points: int, stamp_us: int) -> np.ndarray:
+    """The package's own layout: 8-byte block copy (x, y, t) + polarity, chunk by chunk."""
+    pts = np.frombuffer(raw, dtype=_PC2_BLOCKS, count=n_points)
+    out = np.empty(n_points, dtype=EVENT_DTYPE)
+    blocks = out.view(_EVENT_BLOCKS)
+    p_ok = True
+    for i in range(0, n_points, _DECODE_CHUNK):
+        o, q = blocks[i : i + _DECODE_CHUNK], pts[i : i + _DECODE_CHUNK]
+        o["a"] = q["a"]
+        o["t_hi"] = 0
+        pv = q["p"]
+        o["p"] = pv
+        if stamp_us:
+            out["t"][i : i + _DECODE_CHUNK] += stamp_us
+        # +1 / -1 as uint8 are 1 / 255: (v + 1) & ~2 is 0 exactly for those two
+        p_ok = p_ok and not np.any((pv.view(np.uint8) + np.uint8(1)) & np.uint8(0xFD))
+    if not p_ok:  # 0/1 polarity (or garbage: normalize_polarity raises)
+        out["p"] = normalize_polarity(pts["p"])
+    return out
 
 
 def _decode_int_fields(pts: np.ndarray, stamp_us: int) -> np.ndarray:

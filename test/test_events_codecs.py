@@ -89,6 +89,9 @@ def test_pointcloud2_decodes_foreign_layout_from_fields():
     be = buf.astype(dt.newbyteorder(">"))
     back = pointcloud2_decode(be.tobytes(), fields, 20, stamp_us=1_000_000, is_bigendian=True)
     np.testing.assert_array_equal(back, ev)
+    buf["t"][3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        pointcloud2_decode(buf.tobytes(), fields, 20)
 
 
 @pytest.mark.parametrize(

@@ -241,6 +241,9 @@ def pointcloud2_decode(
         if n_points and (v.min() < 0 or v.max() > 65535):
             raise ValueError(f"field {n} has values outside 0..65535")
         out[n] = v
+    for n in "xytp":
+        if pts.dtype[n].kind == "f" and n_points and not np.isfinite(pts[n]).all():
+            raise ValueError(f"field {n} holds NaN or infinite values")
     t = pts["t"]
     scale = (1e6 if t.dtype.kind == "f" else 1.0) if t_scale_us is None else t_scale_us
     out["t"] = stamp_us + np.rint(t * scale).astype(np.int64)

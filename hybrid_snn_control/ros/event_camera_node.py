@@ -27,6 +27,11 @@ from dataclasses import fields
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
+
+try:  # Iron and later
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import SubscriptionEventCallbacks
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, PointCloud2
 
@@ -78,18 +83,20 @@ class EventCameraNode(Node):
             self.simulator = EventCameraSimulator(s.width, s.height, s.simulator, seed=s.seed)
             for f in fields(s.simulator):  # any simulator.* change applies from the next frame
                 self.params.on_change(f"simulator.{f.name}", self._set_simulator)
-            topic = self.create_subscription(
-                Image, "image", self._on_image, qos_profile_sensor_data
-            ).topic_name
+            msg_type, topic, callback = Image, "image", self._on_image
         elif s.source == "pointcloud2":
-            topic = self.create_subscription(
-                PointCloud2, "events_in", self._on_pointcloud2, qos_profile_sensor_data
-            ).topic_name
+            msg_type, topic, callback = PointCloud2, "events_in", self._on_pointcloud2
         else:
             self._evt3_state, self._evt3_time = Evt3State(), EventPacketTime()
-            topic = self.create_subscription(
-                _event_packet_type(), "event_packet", self._on_event_packet, qos_profile_sensor_data
-            ).topic_name
+            msg_type, topic, callback = _event_packet_type(), "event_packet", self._on_event_packet
+        self.lost_in_middleware = 0
+        topic = self.create_subscription(
+            msg_type,
+            topic,
+            callback,
+            qos_profile_sensor_data,
+            event_callbacks=SubscriptionEventCallbacks(message_lost=self._on_message_lost),
+        ).topic_name
         if s.packet_ms > 0:
             self.create_timer(s.packet_ms / 1000.0, self._publish_packet, clock=self._steady)
         self.create_timer(s.diagnostics_period_s, self._publish_diagnostics, clock=self._steady)
@@ -139,6 +146,14 @@ class EventCameraNode(Node):
             return
         self._accept(events, "EventPacket")
 
+    def _on_message_lost(self, info) -> None:
+        """The middleware reports input messages that never reached us (e.g. a slow node)."""
+        self.lost_in_middleware += info.total_count_change
+        self.get_logger().warning(
+            f"{self.lost_in_middleware} input messages lost before reaching the node",
+            throttle_duration_sec=1.0,
+        )
+
     def _accept(self, events, what: str) -> None:
         dropped_before = self.stream.counters.dropped_overflow_events
         reason = self.stream.push(events)
@@ -185,6 +200,7 @@ class EventCameraNode(Node):
         if drops:
             level, message = DiagnosticStatus.WARN, f"{drops} malformed input messages dropped"
         values = {**c.as_dict(), "buffered_events": self.stream.buffered}
+        values["lost_in_middleware"] = self.lost_in_middleware
         if self.simulator is not None:
             values["simulator_resets"] = self.sim_resets
         status = DiagnosticStatus(

@@ -32,13 +32,14 @@ import torch
 
 from hybrid_snn_control.config import to_mapping
 from hybrid_snn_control.training import hstnn
-from hybrid_snn_control.training.task import Task, load_model
+from hybrid_snn_control.training.task import Task, core_of, load_model, save_model
 
-METHODS = ("hstnn_shared", "hstnn_per_ratio", "select_only", "direct")
+METHODS = ("hstnn_shared", "hstnn_per_ratio", "select_only", "random_select_only", "direct")
 LABELS = {
     "hstnn_shared": "HSTNN, one set of weights (hot swap)",
     "hstnn_per_ratio": "HSTNN, restored per ratio",
     "select_only": "HSTNN, selected, no restoration",
+    "random_select_only": "random ranking instead of Hessian, no restoration",
     "direct": "fixed split from scratch (r=0 RNN, r=1 SNN, else directly hybrid)",
 }
 
@@ -54,6 +55,21 @@ def _evaluate(task: Task, path: Path, ratio: float) -> dict[str, Any]:
 def _timed(fn, *args, **kw) -> tuple[Path, float]:
     t0 = time.perf_counter()
     return fn(*args, **kw), time.perf_counter() - t0
+
+
+def random_selection(task: Task, cfg: hstnn.HSTNNConfig, adapted: Path) -> Path:
+    """Ablation of stage 2: the adapted model with a random (seeded) unit ranking."""
+    model, _ = load_model(adapted, task)
+    core = core_of(model)
+    g = torch.Generator().manual_seed(10_000 + cfg.seed)
+    n = core.hidden_size
+    core.apply_ranking(
+        [(torch.rand(n, generator=g), torch.rand(n, generator=g)) for _ in core.layers]
+    )
+    core.set_ratio(cfg.ratio)
+    path = Path(cfg.out_dir) / "select_random.safetensors"
+    save_model(path, task, model, {"stage": "select_random", "seed": cfg.seed})
+    return path
 
 
 def run_seed(task: Task, cfg: hstnn.HSTNNConfig, ratios: list[float], log) -> list[dict]:
@@ -74,6 +90,7 @@ def run_seed(task: Task, cfg: hstnn.HSTNNConfig, ratios: list[float], log) -> li
     adapted = stage("adapt", hstnn.adapt, task, shared_cfg)
     selected = stage("select", hstnn.select, task, shared_cfg, adapted)
     shared = stage("restore", hstnn.restore, task, shared_cfg, selected)
+    random_sel = stage("select_random", random_selection, task, shared_cfg, adapted)
     per_ratio = {
         r: stage(f"restore_r{r:g}", hstnn.restore, task, cfg, selected, [r], name=f"restore_r{r:g}")
         for r in ratios
@@ -87,6 +104,7 @@ def run_seed(task: Task, cfg: hstnn.HSTNNConfig, ratios: list[float], log) -> li
             ("hstnn_shared", shared),
             ("hstnn_per_ratio", per_ratio[r]),
             ("select_only", selected),
+            ("random_select_only", random_sel),
             ("direct", direct[r]),
         ):
             rows.append({"seed": cfg.seed, "method": method, **_evaluate(task, path, r)})
@@ -138,7 +156,13 @@ def plot(summary, ratios: list[float], img_dir: Path, prefix: str) -> list[Path]
     img_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    styles = {"hstnn_shared": "o-", "hstnn_per_ratio": "s--", "select_only": "^:", "direct": "d-."}
+    styles = {
+        "hstnn_shared": "o-",
+        "hstnn_per_ratio": "s--",
+        "select_only": "^:",
+        "random_select_only": "v:",
+        "direct": "d-.",
+    }
     for method in METHODS:
         s = summary[method]
         xs = [r for r in ratios if r in s]

@@ -2,10 +2,10 @@
 
 * frames -> events: ``EventCameraSimulator`` vs the slow per-pixel reference
   (``hybrid_snn_control/events/_reference.py``) on the same frames, at 64x64 and 346x260,
-  for a "typical" scene (a textured object moving over a static background) and a "busy"
-  one (the whole textured view panning, as under ego-motion); the fraction of pixels that
-  fired per frame is printed with each row.  The reference's output is checked to be
-  identical on the frames it timed.
+  for a "typical" scene (a textured object circling over a static background at 0.5 px per
+  frame), "fast" (the same at 3 px per frame) and "busy" (the whole textured view panning,
+  as under ego-motion); the fraction of pixels that fired per frame is in each row.
+  The reference's output is checked to be identical on the frames it timed.
 * decode: PointCloud2, EventPacket ``mono`` and ``evt3`` (random events, worst case for evt3,
   and row-ordered events that use EVT 3.0 vectors) vs a per-event ``struct`` decoder.
 * encoders: ``event_frame``, ``voxel_grid``, ``time_surface`` vs per-event loops.
@@ -81,7 +81,10 @@ def bench_simulator(w, h, kind, n_frames, n_ref_frames, repeats):
     from hybrid_snn_control.events._reference import ReferenceSimulator
 
     params = SimulatorParams.preset("clean")
-    frames, times = render_scene(kind, w, h, n_frames + 1)
+    scene, speed = {"typical": ("typical", 0.5), "fast": ("typical", 3.0), "busy": ("busy", 0.5)}[
+        kind
+    ]
+    frames, times = render_scene(scene, w, h, n_frames + 1, speed)
     stats = {}
 
     def run_fast():
@@ -311,7 +314,7 @@ def main() -> int:
     q = args.quick
     rows = []
     for w, h in ((64, 64), (346, 260)):
-        for kind in ("typical", "busy"):
+        for kind in ("typical", "fast", "busy"):
             n_ref = 2 if (q or w > 64) else 10
             rows.append(bench_simulator(w, h, kind, 50 if q else 300, n_ref, args.repeats))
     rows += bench_decoders(200_000 if q else 2_000_000, 5_000 if q else 50_000, args.repeats)

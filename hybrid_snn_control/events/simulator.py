@@ -361,8 +361,10 @@ class EventCameraSimulator:
         # reference moves by all crossings, emitted or not
         ref = self._ref
         ref[idx] = ref[idx] + sign * (n * c)
+        # after n crossings the residual is on the events' side of 0 and below c, except
+        # when rounding says otherwise: those pixels are re-tested next frame
         resid = self._log[idx] - ref[idx]
-        self._dirty = idx[(resid >= self._c_on[idx]) | (resid <= self._neg_c_off[idx])]
+        self._dirty = idx[sign * resid >= c]
         n_int = n.astype(np.int64)
         total = int(n_int.sum())
         starts = np.cumsum(n_int) - n_int

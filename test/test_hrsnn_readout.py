@@ -95,3 +95,21 @@ def test_optuna_search_runs_and_records_trials():
     assert len(study.trials) == 2
     assert {"tau_mem_cv", "stdp_tau_cv"} <= set(study.best_params)
     assert "stdp_wall_s" in study.best_trial.user_attrs
+
+
+def test_conditions_change_only_what_they_name():
+    from hybrid_snn_control.training.hrsnn import CONDITIONS, condition_config
+
+    base = small_config()
+    hom_het = condition_config(base, CONDITIONS[2], seed=7)
+    assert hom_het.seed == 7
+    assert hom_het.tau_mem_steps.is_homogeneous and hom_het.tau_thr_steps.is_homogeneous
+    assert hom_het.tau_mem_steps.mean == base.tau_mem_steps.mean
+    assert hom_het.stdp == base.stdp  # STDP stays heterogeneous
+    het_hom = condition_config(base, CONDITIONS[1], seed=0)
+    assert het_hom.tau_mem_steps == base.tau_mem_steps
+    assert het_hom.stdp.eta_plus.is_homogeneous and het_hom.stdp.tau_minus_steps.is_homogeneous
+    assert het_hom.stdp.eta_plus.mean == base.stdp.eta_plus.mean
+    assert condition_config(base, CONDITIONS[4], seed=0).stdp is None
+    with pytest.raises(ValueError, match="condition"):
+        condition_config(base, "both", seed=0)

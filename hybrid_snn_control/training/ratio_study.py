@@ -49,6 +49,7 @@ def _evaluate(task: Task, path: Path, ratio: float) -> dict[str, Any]:
     res = task.evaluate(model, ratio)
     res.pop("firing_rate", None)
     res["train_s"] = meta.get("train_s")
+    res["select_s"] = meta.get("select_s")
     return res
 
 
@@ -296,30 +297,31 @@ def main(argv: list[str] | None = None) -> int:
     log(f"data ready in {data_s:.0f} s")
     rows: list[dict] = []
     seed_walls = {}
-    for seed in args.seeds:
+    for seed in args.seeds:  # results are written after every seed (a partial study is usable)
         t = time.perf_counter()
         cfg = replace(base, seed=seed, out_dir=str(out / f"seed{seed}"), tensorboard=False)
         rows += run_seed(task, cfg, list(args.ratios), log)
         seed_walls[seed] = time.perf_counter() - t
-    study = {
-        "task": task.name,
-        "task_config": to_mapping(task.cfg),
-        "hstnn_config": to_mapping(base),
-        "ratios": list(args.ratios),
-        "seeds": list(args.seeds),
-        "rows": rows,
-        "summary": summarize(rows, list(args.ratios)),
-        "hot_swap_gap": hot_swap_gap(rows, list(args.ratios)),
-        "wall_s": {"data": data_s, "per_seed": seed_walls, "total": time.perf_counter() - t0},
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch thread(s)",
-        "torch": torch.__version__,
-    }
-    (out / "study.json").write_text(json.dumps(study, indent=1, default=str))
-    log(f"wrote {out / 'study.json'}")
-    if args.doc:
-        paths = plot(study["summary"], list(args.ratios), Path(args.img), "classification")
-        write_report(json.loads(json.dumps(study, default=str)), Path(args.doc), paths)
-        log(f"wrote {args.doc}")
+        done = sorted(seed_walls)
+        study = {
+            "task": task.name,
+            "task_config": to_mapping(task.cfg),
+            "hstnn_config": to_mapping(base),
+            "ratios": list(args.ratios),
+            "seeds": done,
+            "rows": rows,
+            "summary": summarize(rows, list(args.ratios)),
+            "hot_swap_gap": hot_swap_gap(rows, list(args.ratios)),
+            "wall_s": {"data": data_s, "per_seed": seed_walls, "total": time.perf_counter() - t0},
+            "machine": f"{platform.machine()}, {torch.get_num_threads()} torch thread(s)",
+            "torch": torch.__version__,
+        }
+        (out / "study.json").write_text(json.dumps(study, indent=1, default=str))
+        log(f"wrote {out / 'study.json'} (seeds {done})")
+        if args.doc:
+            paths = plot(study["summary"], list(args.ratios), Path(args.img), "classification")
+            write_report(json.loads(json.dumps(study, default=str)), Path(args.doc), paths)
+            log(f"wrote {args.doc}")
     return 0
 
 

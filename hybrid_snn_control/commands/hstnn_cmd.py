@@ -49,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         s.add_argument("--ratios", default=None, help="comma-separated ratios (restore, eval)")
         s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
         s.add_argument("--no-progress", action="store_true", help="no progress bar")
+        s.add_argument(
+            "--threads", type=int, default=None, help="torch CPU threads (1 on a shared machine)"
+        )
         if stage == "eval":
             s.add_argument("--model", required=True, help="model file to evaluate")
         s.set_defaults(func=run)
@@ -103,6 +106,8 @@ def load_settings(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    import torch
+
     from hybrid_snn_control.training import hstnn
     from hybrid_snn_control.training.distributed import (
         barrier,
@@ -111,6 +116,10 @@ def run(args: argparse.Namespace) -> int:
     )
     from hybrid_snn_control.training.task import load_model
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     stage = args.hstnn_stage
     cfg, task = load_settings(args)
     ctx = init_distributed(cfg.device)

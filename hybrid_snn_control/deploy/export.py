@@ -1,0 +1,364 @@
+r"""Export a :class:`~hybrid_snn_control.training.policy.HybridPolicy` as a stateful step graph.
+
+The deployable artefact is one explicit control step (legged_gym / IsaacLab style):
+
+.. code-block:: text
+
+    inputs : events [B, C, H, W], proprio [B, P],
+             state.<name> [B, N] ... (one per tensor of net.state_names()),
+             spiking_ratio [1] float32
+    outputs: action [B, A],
+             next_state.<name> [B, N] ...,
+             spike_count [B, L]  (spikes of each layer's active spiking units this step)
+
+The caller owns the state: start from zeros (reset = zeros), feed ``next_state.*`` back as
+``state.*``. The ratio is a graph input, so it can change on every step without re-export;
+the graph turns it into unit masks with one float32 comparison per unit against
+thresholds derived from the stored ranking (:mod:`.ratio_graph`), reproducing
+``HybridNetwork.masks_for_ratio`` exactly. Spikes are a plain ``u > θ`` comparison (the
+surrogate-gradient Function is never reached because nothing requires grad).
+
+How the graph is made: the step is recorded with ``torch.jit.trace`` (TorchScript) or
+``torch.onnx.export`` (ONNX; dynamo or TorchScript-based exporter). Tracing is correct
+here because every Python branch in the step depends on the configuration (cell kind,
+reset mode, masks given), never on tensor values; the equivalence tests run the
+artefacts against eager PyTorch over hundreds of steps with ratio changes and batch 1 / N.
+
+fp16: the weights and every tensor input/output except ``spiking_ratio`` are float16
+(the ratio stays float32 so the mask thresholds compare exactly).
+
+Metadata (JSON; :func:`artefact_metadata`): input/output names, shapes and dtypes, state
+names, the ratio thresholds and per-unit ranking, the PolicyConfig, the package and
+torch versions and the sha256 of the source checkpoint. It is embedded (TorchScript
+``_extra_files['hsc_meta.json']``, ONNX ``metadata_props['hsc_meta']``) and written
+beside the file as ``<file>.json``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from hybrid_snn_control import __version__
+from hybrid_snn_control.deploy.ratio_graph import (
+    masks_from_thresholds,
+    ratio_thresholds,
+    unit_thresholds,
+)
+from hybrid_snn_control.hybrid.layer import HybridLayerState
+from hybrid_snn_control.hybrid.network import HybridState
+from hybrid_snn_control.training.policy import HybridPolicy
+
+FORMATS = ("torchscript", "onnx")
+ONNX_EXPORTERS = ("dynamo", "torchscript")
+META_KEY = "hsc_meta"  # ONNX metadata_props key; TorchScript extra file "hsc_meta.json"
+ONNX_OPSET = 18
+
+__all__ = [
+    "FORMATS",
+    "StepGraph",
+    "artefact_metadata",
+    "build_graph",
+    "export_checkpoint",
+    "export_policy",
+    "onnx_bytes",
+    "trace_torchscript",
+]
+
+
+class StepGraph(nn.Module):
+    """One control step of a policy with explicit state and a ratio input (see module doc).
+
+    ``forward(events, proprio, *state, spiking_ratio) -> (action, *next_state, spike_count)``
+    """
+
+    def __init__(self, policy: HybridPolicy, spike_counts: bool = True) -> None:
+        super().__init__()
+        self.policy = policy
+        self.spike_counts = spike_counts
+        net = policy.core
+        self.state_names = net.state_names()
+        self.num_layers = net.num_layers
+        self.hidden_size = net.hidden_size
+        self.encoder_net = _static_encoder(policy)
+        s_thr, r_thr = unit_thresholds(net)
+        dev = net.layers[0].spiking_mask.device
+        self.register_buffer("spiking_threshold", s_thr.to(dev))
+        self.register_buffer("recurrent_threshold", r_thr.to(dev))
+
+    def forward(self, events: Tensor, proprio: Tensor, *args: Tensor):
+        *flat_state, ratio = args
+        net = self.policy.core
+        dtype = events.dtype
+        masks = masks_from_thresholds(
+            ratio.to(torch.float32), self.spiking_threshold, self.recurrent_threshold, dtype
+        )
+        state: HybridState = net.unflatten_state(list(flat_state))
+        # Same loop as HybridNetwork.step, unrolled here only to also return spike counts;
+        # the equivalence tests pin it to policy.step.
+        # = policy.features(events, proprio) with a fixed-size pool (see _static_encoder)
+        enc = self.encoder_net(torch.log1p(events.clamp_min(0)))
+        prop = (proprio - self.policy.proprio_mean) / self.policy.proprio_std
+        h = torch.cat([enc, prop], dim=-1)
+        layer_states: list[HybridLayerState] = []
+        counts: list[Tensor] = []
+        n = self.hidden_size
+        for i, layer in enumerate(net.layers):
+            h, ls = layer.step(h, state.layers[i], masks[2 * i], masks[2 * i + 1])
+            layer_states.append(ls)
+            counts.append(h[:, :n].sum(dim=1))
+        features, trace = net._features(h, state.trace, masks[-2])
+        out = features if net.readout is None else net.readout(features)
+        action = torch.tanh(out)
+        new_flat = net.flatten_state(HybridState(tuple(layer_states), trace))
+        outputs = [action, *new_flat]
+        if self.spike_counts:
+            outputs.append(torch.stack(counts, dim=1))
+        # explicit casts pin every output to the I/O dtype (the TorchScript-based ONNX
+        # exporter otherwise promotes the fp16 LIF membrane to float32)
+        return tuple(o.to(dtype) for o in outputs)
+
+    # ---- names and example inputs -----------------------------------------------------------
+    def input_names(self) -> list[str]:
+        return ["events", "proprio", *(f"state.{n}" for n in self.state_names), "spiking_ratio"]
+
+    def output_names(self) -> list[str]:
+        names = ["action", *(f"next_state.{n}" for n in self.state_names)]
+        return [*names, "spike_count"] if self.spike_counts else names
+
+    def example_inputs(self, batch_size: int = 2, ratio: float = 0.5) -> tuple[Tensor, ...]:
+        cfg = self.policy.cfg
+        p = next(self.policy.parameters())
+        gen = torch.Generator().manual_seed(0)
+        events = torch.poisson(torch.full((batch_size, *cfg.event_shape), 0.3), generator=gen)
+        proprio = torch.randn(batch_size, cfg.proprio_size, generator=gen)
+        state = self.policy.core.flatten_state(self.policy.initial_state(batch_size))
+        return (
+            events.to(p),
+            proprio.to(p),
+            *(s.to(p) for s in state),
+            torch.tensor([ratio], dtype=torch.float32, device=p.device),
+        )
+
+
+def _static_encoder(policy: HybridPolicy) -> nn.Sequential:
+    """The encoder's layers with ``AdaptiveAvgPool2d`` replaced by the equal fixed ``AvgPool2d``.
+
+    The input size is fixed by the config, so the adaptive pool is a plain pool whenever the
+    map size divides evenly (the TorchScript-based ONNX exporter and TensorRT need that).
+    """
+    _, h, w = policy.cfg.event_shape
+    layers: list[nn.Module] = []
+    for m in policy.encoder.net:
+        if isinstance(m, nn.Conv2d):
+            h = (h + 2 * m.padding[0] - m.kernel_size[0]) // m.stride[0] + 1
+            w = (w + 2 * m.padding[1] - m.kernel_size[1]) // m.stride[1] + 1
+        if isinstance(m, nn.AdaptiveAvgPool2d):
+            gh, gw = (
+                (m.output_size, m.output_size) if isinstance(m.output_size, int) else m.output_size
+            )
+            if h % gh == 0 and w % gw == 0:
+                m = nn.AvgPool2d((h // gh, w // gw))
+        layers.append(m)
+    return nn.Sequential(*layers)
+
+
+def _check_exportable(policy: HybridPolicy, fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    if fmt == "onnx" and policy.cfg.spiking_cell == "rf":
+        raise ValueError(
+            "spiking_cell 'rf' uses complex arithmetic in its step, which ONNX cannot express; "
+            "export it as torchscript"
+        )
+
+
+def _prepare(policy: HybridPolicy, fp16: bool, device: str) -> HybridPolicy:
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            "--device cuda: CUDA is not available on this machine (torch "
+            f"{torch.__version__}); export with --device cpu (the ONNX file runs on any device)"
+        )
+    policy = policy.eval().to(device)
+    if fp16:
+        policy = policy.half()
+    return policy
+
+
+def trace_torchscript(graph: StepGraph, batch_size: int = 2) -> torch.jit.ScriptModule:
+    """``torch.jit.trace`` + ``freeze`` of the step (see module doc for why tracing is right)."""
+    example = graph.example_inputs(batch_size)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates torch.jit
+        traced = torch.jit.trace(graph.eval(), example, check_trace=False)
+        frozen = torch.jit.freeze(traced)
+    return frozen
+
+
+def onnx_bytes(graph: StepGraph, exporter: str = "dynamo", batch_size: int = 2) -> bytes:
+    """Serialized ONNX model of the step, batch dimension dynamic."""
+    if exporter not in ONNX_EXPORTERS:
+        raise ValueError(f"exporter must be one of {ONNX_EXPORTERS}, got {exporter!r}")
+    example = graph.example_inputs(batch_size)
+    in_names, out_names = graph.input_names(), graph.output_names()
+    buf = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if exporter == "dynamo":
+            batch = torch.export.Dim("batch", min=1, max=4096)
+            # forward(events, proprio, *args): *args is one tuple for torch.export
+            args_dyn = (*({0: batch} for _ in graph.state_names), None)
+            program = torch.onnx.export(
+                graph.eval(),
+                example,
+                dynamo=True,
+                input_names=in_names,
+                output_names=out_names,
+                dynamic_shapes=({0: batch}, {0: batch}, args_dyn),
+                opset_version=ONNX_OPSET,
+                optimize=True,
+                verbose=False,
+            )
+            return program.model_proto.SerializeToString()
+        axes = {name: {0: "batch"} for name in in_names + out_names if name != "spiking_ratio"}
+        torch.onnx.export(
+            graph.eval(),
+            example,
+            buf,
+            dynamo=False,
+            input_names=in_names,
+            output_names=out_names,
+            dynamic_axes=axes,
+            opset_version=ONNX_OPSET,
+        )
+    return buf.getvalue()
+
+
+def artefact_metadata(
+    graph: StepGraph, fmt: str | None, fp16: bool, checkpoint_meta: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Everything a caller without this package needs to drive the artefact."""
+    policy = graph.policy
+    cfg = policy.cfg
+    dtype = "float16" if fp16 else "float32"
+    n, layers = cfg.hidden_size, cfg.num_layers
+    inputs = [
+        {"name": "events", "shape": ["batch", *cfg.event_shape], "dtype": dtype},
+        {"name": "proprio", "shape": ["batch", cfg.proprio_size], "dtype": dtype},
+        *({"name": f"state.{s}", "shape": ["batch", n], "dtype": dtype} for s in graph.state_names),
+        {"name": "spiking_ratio", "shape": [1], "dtype": "float32"},
+    ]
+    outputs = [
+        {"name": "action", "shape": ["batch", cfg.action_size], "dtype": dtype},
+        *(
+            {"name": f"next_state.{s}", "shape": ["batch", n], "dtype": dtype}
+            for s in graph.state_names
+        ),
+    ]
+    if graph.spike_counts:
+        outputs.append({"name": "spike_count", "shape": ["batch", layers], "dtype": dtype})
+    from hybrid_snn_control.config import to_mapping
+
+    ckpt = checkpoint_meta or {}
+    return {
+        "format": fmt,
+        "format_version": 1,
+        "dtype": dtype,
+        "inputs": inputs,
+        "outputs": outputs,
+        "state_names": list(graph.state_names),
+        "state_reset": "zeros",
+        "spiking_ratio": policy.spiking_ratio,
+        "ratio_rule": (
+            "n_spiking = #{k : spiking_ratio >= ratio_thresholds[k]}; spiking unit j on iff "
+            "rank < n_spiking, recurrent unit j on iff rank < hidden_size - n_spiking"
+        ),
+        "ratio_thresholds": [float(x) for x in ratio_thresholds(n)],
+        "spiking_rank": [layer.spiking_rank.tolist() for layer in policy.core.layers],
+        "recurrent_rank": [layer.recurrent_rank.tolist() for layer in policy.core.layers],
+        "policy_config": to_mapping(cfg),
+        "package_version": __version__,
+        "torch_version": torch.__version__,
+        "checkpoint_sha256": ckpt.get("sha256"),
+        "checkpoint_path": ckpt.get("path"),
+    }
+
+
+def checkpoint_sha256(path: str | Path) -> str | None:
+    """The content hash stored in a checkpoint header (verified by ``load_policy``)."""
+    from hybrid_snn_control.training.checkpoint import _read_header
+
+    blob = Path(path).read_bytes()
+    return _read_header(blob).get("sha256")
+
+
+def build_graph(
+    checkpoint: str | Path, fp16: bool = False, device: str = "cpu", spike_counts: bool = True
+) -> tuple[StepGraph, dict[str, Any]]:
+    """Load a policy checkpoint and wrap it; return ``(graph, metadata)`` (format unset)."""
+    from hybrid_snn_control.training.policy import load_policy
+
+    policy, _ = load_policy(checkpoint)
+    policy = _prepare(policy, fp16, device)
+    graph = StepGraph(policy, spike_counts=spike_counts)
+    ckpt = {"sha256": checkpoint_sha256(checkpoint), "path": str(checkpoint)}
+    return graph, artefact_metadata(graph, None, fp16, ckpt)
+
+
+def export_checkpoint(
+    checkpoint: str | Path, out: str | Path, fmt: str = "onnx", **kwargs: Any
+) -> dict[str, Any]:
+    """:func:`export_policy` for a checkpoint file (its sha256 goes into the metadata)."""
+    from hybrid_snn_control.training.policy import load_policy
+
+    policy, _ = load_policy(checkpoint)
+    ckpt = {"sha256": checkpoint_sha256(checkpoint), "path": str(checkpoint)}
+    return export_policy(policy, out, fmt, checkpoint_meta=ckpt, **kwargs)
+
+
+def export_policy(
+    policy: HybridPolicy,
+    out: str | Path,
+    fmt: str = "onnx",
+    fp16: bool = False,
+    device: str = "cpu",
+    exporter: str = "dynamo",
+    spike_counts: bool = True,
+    checkpoint_meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write the step graph to ``out`` (+ ``out.json``); return the metadata."""
+    _check_exportable(policy, fmt)
+    policy = _prepare(policy, fp16, device)
+    graph = StepGraph(policy, spike_counts=spike_counts)
+    meta = artefact_metadata(graph, fmt, fp16, checkpoint_meta)
+    if fmt == "onnx":
+        meta["onnx_exporter"] = exporter
+        meta["onnx_opset"] = ONNX_OPSET
+    meta_json = json.dumps(meta, indent=1)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "torchscript":
+        module = trace_torchscript(graph)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.jit.save(module, str(out), _extra_files={f"{META_KEY}.json": meta_json})
+    else:
+        import onnx
+
+        model = onnx.load_from_string(onnx_bytes(graph, exporter))
+        entry = model.metadata_props.add()
+        entry.key, entry.value = META_KEY, meta_json
+        model.producer_name = "hybrid_snn_control"
+        model.producer_version = __version__
+        onnx.save(model, str(out))
+    Path(f"{out}.json").write_text(meta_json + "\n")
+    return meta

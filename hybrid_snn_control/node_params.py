@@ -18,6 +18,7 @@ SECTIONS: dict[str, str] = {
     "hsc_demo": "hybrid_snn_control.commands.demo:DemoParams",
     "hsc_hstnn": "hybrid_snn_control.training.hstnn:HSTNNConfig",
     "hsc_classify": "hybrid_snn_control.training.classification:ClassifyConfig",
+    "hsc_imitation": "hybrid_snn_control.training.imitation:ImitationConfig",
     "actuator_node": "hybrid_snn_control.ros.settings:ActuatorSettings",
     "event_camera_node": "hybrid_snn_control.ros.settings:EventCameraSettings",
 }

@@ -1,0 +1,264 @@
+"""``hsc train`` / ``hsc eval`` / ``hsc sweep``: imitation in the sim, evaluation, ratio sweeps.
+
+::
+
+    # HSTNN on pursuit (adapt with BC+DAgger -> Hessian selection -> ratio-sampled restore);
+    # this is the command that produces the shipped default policy:
+    hsc train --config config/train.yaml \\
+        --out hybrid_snn_control/policies/pursuit_default.safetensors
+    hsc train --out runs/p/policy.safetensors --restore-each 0 0.5 1   # + per-ratio models
+    hsc train --pipeline direct --ratio 0 --out runs/p/pure_rnn.safetensors    # baselines
+    hsc train ... --resume            # continue a killed run (same --run-dir)
+    hsc eval --checkpoint runs/p/policy.safetensors --ratio 0.25 --shift dim --episodes 8
+    hsc sweep --model hybrid=runs/p/policy.safetensors --shifts nominal dim flicker slippery
+
+Settings: section ``hsc_imitation`` of the parameter file (``--set key=value`` for any
+field, dotted for nested ones: ``--set env.camera_size=48 --set hstnn.adapt_steps=300``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser("train", help="imitation (BC + DAgger) in the sim, HSTNN stages")
+    t.add_argument("--config", default="train", help="parameter file (shipped name or path)")
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    t.add_argument("--out", default=None, help="policy file (default <run-dir>/policy.safetensors)")
+    t.add_argument("--run-dir", default=None, help="stage runs and checkpoints (hstnn.out_dir)")
+    t.add_argument("--pipeline", choices=("hstnn", "direct"), default="hstnn")
+    t.add_argument(
+        "--ratio", type=float, default=None, help="direct: the fixed ratio; hstnn: stored ratio"
+    )
+    t.add_argument(
+        "--restore-each",
+        type=float,
+        nargs="*",
+        default=None,
+        metavar="R",
+        help="hstnn: also fine-tune one model per ratio (<out stem>_r<R>.safetensors)",
+    )
+    t.add_argument("--resume", action="store_true", help="continue the runs in --run-dir")
+    t.add_argument("--device", default=None, help="cpu or cuda[:N]")
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    t.set_defaults(func=run_train)
+
+    e = sub.add_parser("eval", help="evaluate a policy in the sim at a ratio and shift")
+    e.add_argument("--checkpoint", default=None, help="policy file (default: the shipped one)")
+    e.add_argument("--ratio", type=float, default=None, help="spiking ratio (default: stored)")
+    e.add_argument("--shift", default="nominal", help="nominal or a held-out shift name")
+    e.add_argument("--episodes", type=int, default=8)
+    e.add_argument("--seed", type=int, default=0, help="evaluation worlds")
+    e.add_argument("--expert", action="store_true", help="also score the expert on the same worlds")
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    e.set_defaults(func=run_eval)
+
+    s = sub.add_parser("sweep", help="ratios x shifts x seeds -> CSV, JSON, Markdown, PNG")
+    s.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME[@R,..]=PATH[,PATH..]",
+        help="a model (one file per seed, or one); default: hybrid=<shipped policy>",
+    )
+    s.add_argument("--ratios", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
+    s.add_argument("--shifts", nargs="+", default=["nominal", "dim", "flicker", "slippery"])
+    s.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    s.add_argument(
+        "--episodes", type=int, default=4, help="episodes per (model, ratio, shift, seed)"
+    )
+    s.add_argument("--main", default="hybrid", help="the model drawn as lines")
+    s.add_argument("--no-expert", action="store_true")
+    s.add_argument("--out", default="sweep", help="output directory")
+    s.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    s.set_defaults(func=run_sweep)
+
+
+def _threads(args: argparse.Namespace) -> None:
+    """Small recurrent models run fastest on one thread; more threads thrash a busy CPU."""
+    import torch
+
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
+
+
+# ---- train ---------------------------------------------------------------------------------------
+def _overrides(items: list[str]) -> dict:
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set needs KEY=VALUE, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def run_train(args: argparse.Namespace) -> int:
+    _threads(args)
+    import dataclasses
+
+    from hybrid_snn_control.config import to_mapping
+    from hybrid_snn_control.training import hstnn
+    from hybrid_snn_control.training.imitation import EpisodeDataset, load_task
+    from hybrid_snn_control.training.policy import save_policy
+    from hybrid_snn_control.training.task import load_model, ranking_summary
+
+    over = _overrides(args.overrides)
+    if args.seed is not None:
+        over["seed"] = args.seed
+    task = load_task(args.config, over)
+    cfg = task.cfg
+    stages = dataclasses.replace(
+        cfg.hstnn,
+        seed=cfg.seed,
+        out_dir=args.run_dir or cfg.hstnn.out_dir,
+        device=args.device or cfg.hstnn.device,
+        progress=cfg.hstnn.progress and not args.no_progress,
+    )
+    if args.ratio is not None:
+        stages.ratio = args.ratio
+    run_dir = Path(stages.out_dir)
+    if run_dir.exists() and any(run_dir.iterdir()) and not args.resume:
+        raise ValueError(
+            f"{run_dir} is not empty: pass --resume to continue it, or another --run-dir"
+        )
+    out = Path(args.out or run_dir / "policy.safetensors")
+    t0 = time.perf_counter()
+    extra_files: dict[str, Path] = {}
+    if args.pipeline == "direct":
+        if args.ratio is None:
+            raise ValueError("--pipeline direct needs --ratio (0 = pure RNN, 1 = pure SNN)")
+        final = hstnn.direct(task, stages, args.ratio)
+    else:
+        adapted = hstnn.adapt(task, stages)
+        adapt_data = list(task.data.episodes)
+        selected = hstnn.select(task, stages, adapted)
+        final = hstnn.restore(task, stages, selected)
+        for r in args.restore_each or []:
+            task.data = EpisodeDataset(adapt_data)  # each per-ratio model starts from the same data
+            extra_files[f"r{r:g}"] = hstnn.restore(
+                task, stages, selected, [r], name=f"restore_r{r:g}"
+            )
+    wall_s = time.perf_counter() - t0
+
+    def export(model_path: Path, policy_path: Path, kind: str) -> None:
+        model, meta = load_model(model_path, task, "cpu")
+        if kind.startswith("restore_r"):
+            model.set_ratio(float(kind[len("restore_r") :]))
+        else:
+            model.set_ratio(args.ratio if kind == "direct" else stages.ratio)
+        save_policy(
+            policy_path,
+            model,
+            extra={
+                "task": task.name,
+                "env": to_mapping(cfg.env),
+                "imitation_config": to_mapping(cfg),
+                "pipeline": kind,
+                "ranking": ranking_summary(model.core),
+                "train_wall_s": wall_s,
+                "stage_meta": {k: meta.get(k) for k in ("stage", "train", "train_s", "seed")},
+                "rollouts": task.history,
+            },
+        )
+        print(f"wrote {policy_path} ({policy_path.stat().st_size / 1024:.0f} KiB)")
+
+    export(final, out, "direct" if args.pipeline == "direct" else "hstnn")
+    for tag, path in extra_files.items():
+        export(path, out.with_name(f"{out.stem}_{tag}{out.suffix}"), f"restore_{tag}")
+    print(f"training wall time: {wall_s:.0f} s")
+    return 0
+
+
+# ---- eval ----------------------------------------------------------------------------------------
+def _load(path: str | None, device: str = "cpu"):
+    from hybrid_snn_control.training.default_policy import default_policy_path
+    from hybrid_snn_control.training.policy import load_policy
+
+    return load_policy(path or default_policy_path(), device)
+
+
+def env_settings(meta: dict):
+    """The env a policy was trained for (its metadata), defaults otherwise."""
+    from hybrid_snn_control.config import from_mapping
+    from hybrid_snn_control.training.imitation import EnvSettings
+
+    return from_mapping(EnvSettings, meta.get("env", {}), source="policy metadata env")
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    _threads(args)
+    from hybrid_snn_control.training.evaluate import evaluate_expert, evaluate_policy
+
+    if args.episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    policy, meta = _load(args.checkpoint, args.device)
+    settings = env_settings(meta)
+    shift = None if args.shift == "nominal" else args.shift
+    rows = [evaluate_policy(policy, settings, args.ratio, shift, args.episodes, args.seed)]
+    rows[0]["model"] = Path(args.checkpoint).stem if args.checkpoint else "default"
+    if args.expert:
+        rows.append(evaluate_expert(settings, shift, args.episodes, args.seed))
+    if args.json:
+        print(json.dumps(rows if args.expert else rows[0]))
+        return 0
+    for row in rows:
+        r = "-" if row["ratio"] is None else f"{row['ratio']:g}"
+        line = f"{row['model']}: ratio {r}, shift {row['shift']}, {row['episodes']} episodes: "
+        line += f"score {row['score']:.3f} ± {row['score_std']:.3f}"
+        if row.get("macs_per_step") is not None:
+            line += (
+                f", SynOps/step {row['synops_per_step']:.0f}, MACs/step {row['macs_per_step']:.0f}"
+                f", energy/step {row['energy_pj_per_step'] / 1e3:.1f} nJ"
+                f", step latency {row['step_latency_ms']:.3f} ms"
+            )
+        print(line)
+    return 0
+
+
+# ---- sweep ---------------------------------------------------------------------------------------
+def run_sweep(args: argparse.Namespace) -> int:
+    _threads(args)
+    from hybrid_snn_control.training.default_policy import default_policy_path
+    from hybrid_snn_control.training.policy import load_policy
+    from hybrid_snn_control.training.sweep import SweepEntry, parse_entry, run_sweep, write_outputs
+
+    entries = [parse_entry(m) for m in args.model] or [
+        SweepEntry("hybrid", [str(default_policy_path())])
+    ]
+    _, meta = load_policy(entries[0].paths[0])
+    settings = env_settings(meta)
+    t0 = time.perf_counter()
+    rows = run_sweep(
+        entries,
+        settings,
+        args.ratios,
+        args.shifts,
+        args.seeds,
+        args.episodes,
+        expert=not args.no_expert,
+    )
+    info = {
+        "models": [vars(e) for e in entries],
+        "ratios": args.ratios,
+        "shifts": args.shifts,
+        "seeds": args.seeds,
+        "episodes": args.episodes,
+        "env": meta.get("env", {}),
+        "sweep_wall_s": time.perf_counter() - t0,
+    }
+    paths = write_outputs(rows, args.out, info, main=args.main)
+    for p in paths.values():
+        print(f"wrote {p}")
+    return 0

@@ -1,0 +1,163 @@
+"""Closed-loop evaluation of a policy in the sim at one spiking ratio and one shift.
+
+One row per (policy, ratio, shift, seed): the task score (the env's per-episode
+``normalized_score`` in [0, 1], mean and std over episodes, plus the other episode
+metrics and the return), the cost per control step measured on the observations the
+policy actually saw (:meth:`HybridPolicy.measure_efficiency`: SynOps, MACs, energy at
+45 nm, firing rate), and the policy's step latency at batch 1.  The privileged expert
+is evaluated on the *same* worlds (same seeds) by :func:`evaluate_expert`, so the
+student/expert fraction compares like with like.
+
+Evaluation worlds are seeded from ``EVAL_SEED_BASE`` upward, disjoint from the training
+worlds (:func:`~.imitation.episode_seeds` stays below 10⁹).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from hybrid_snn_control.training.imitation import (
+    EnvSettings,
+    EpisodeDataset,
+    collect_episodes,
+    make_envs,
+)
+from hybrid_snn_control.training.policy import HybridPolicy
+
+__all__ = ["EVAL_SEED_BASE", "ROW_FIELDS", "eval_seeds", "evaluate_expert", "evaluate_policy"]
+
+EVAL_SEED_BASE = 2_000_000_000
+
+# Every row has these keys (CSV column order of the sweep).
+ROW_FIELDS = (
+    "model",
+    "ratio",
+    "shift",
+    "seed",
+    "episodes",
+    "score",
+    "score_std",
+    "return",
+    "time_in_view",
+    "mean_bearing_error_deg",
+    "mean_distance_error_m",
+    "synops_per_step",
+    "macs_per_step",
+    "energy_pj_per_step",
+    "firing_rate",
+    "step_latency_ms",
+)
+
+
+def eval_seeds(seed: int, episodes: int) -> list[int]:
+    """The world seeds of evaluation ``seed`` (the same for every policy and the expert)."""
+    return [EVAL_SEED_BASE + 10_000 * seed + i for i in range(episodes)]
+
+
+def _round_up(n: int, k: int) -> int:
+    return -(-n // k) * k
+
+
+def _summarize(metrics: list[dict[str, float]]) -> dict[str, float]:
+    keys = [k for k in metrics[0] if all(k in m for m in metrics)]
+    out = {k: float(np.mean([m[k] for m in metrics])) for k in keys}
+    scores = [m["normalized_score"] for m in metrics]
+    out["score"] = float(np.mean(scores))
+    out["score_std"] = float(np.std(scores))
+    return out
+
+
+def evaluate_policy(
+    policy: HybridPolicy,
+    settings: EnvSettings,
+    ratio: float | None,
+    shift: str | None = None,
+    episodes: int = 8,
+    seed: int = 0,
+    num_envs: int | None = None,
+    latency_steps: int = 100,
+) -> dict[str, Any]:
+    """Score and cost of ``policy`` at ``ratio`` (None = as loaded / redundant) under ``shift``.
+
+    Returns a dict with :data:`ROW_FIELDS` (``model`` left empty for the caller) and the
+    env's other episode metrics.  The policy's ratio is restored afterwards.
+    """
+    n = min(num_envs or settings.num_envs, episodes)
+    envs = make_envs(settings, n, shift)
+    previous = policy.spiking_ratio
+    if ratio is not None:
+        policy.set_ratio(ratio)
+    try:
+        eps, metrics = collect_episodes(
+            envs, policy, eval_seeds(seed, _round_up(episodes, n)), beta=0.0
+        )
+    finally:
+        envs.close()
+    eps, metrics = eps[:episodes], metrics[:episodes]
+    row: dict[str, Any] = {"model": "", "ratio": policy.spiking_ratio, "shift": shift or "nominal"}
+    row.update(seed=seed, episodes=episodes, **_summarize(metrics))
+    row.update(_efficiency(policy, eps))
+    row["step_latency_ms"] = _latency_ms(policy, eps[0], latency_steps)
+    if previous is None:
+        policy.core.set_redundant()
+    else:
+        policy.set_ratio(previous)
+    return row
+
+
+@torch.no_grad()
+def _efficiency(policy: HybridPolicy, episodes: list) -> dict[str, float]:
+    """Per-step cost over the recorded observations (events clipped at 255 per pixel)."""
+    device = next(policy.parameters()).device
+    batch = EpisodeDataset(episodes).collate(range(len(episodes)), device)
+    report = policy.measure_efficiency(batch["events"].float(), batch["proprio"])
+    rates = report.firing_rate or [0.0]
+    return {
+        "synops_per_step": report.synops_per_step,
+        "macs_per_step": report.macs_per_step,
+        "energy_pj_per_step": report.energy_pj_per_step,
+        "firing_rate": float(np.mean(rates)),
+    }
+
+
+@torch.no_grad()
+def _latency_ms(policy: HybridPolicy, episode, steps: int) -> float:
+    """Median wall time of one ``policy.step`` at batch 1 (noisy on a shared CPU)."""
+    device = next(policy.parameters()).device
+    events = torch.from_numpy(episode.events[:steps]).float().to(device)
+    proprio = torch.from_numpy(episode.proprio[:steps]).to(device)
+    state, times = None, []
+    for t in range(len(events)):
+        t0 = time.perf_counter()
+        _, state = policy.step(events[t : t + 1], proprio[t : t + 1], state)
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+def evaluate_expert(
+    settings: EnvSettings,
+    shift: str | None = None,
+    episodes: int = 8,
+    seed: int = 0,
+    num_envs: int | None = None,
+) -> dict[str, Any]:
+    """The privileged expert on the same worlds as :func:`evaluate_policy` (no cost fields)."""
+    n = min(num_envs or settings.num_envs, episodes)
+    envs = make_envs(settings, n, shift)
+    try:
+        _, metrics = collect_episodes(
+            envs, None, eval_seeds(seed, _round_up(episodes, n)), record=False
+        )
+    finally:
+        envs.close()
+    row: dict[str, Any] = {"model": "expert", "ratio": None, "shift": shift or "nominal"}
+    row.update(seed=seed, episodes=episodes, **_summarize(metrics[:episodes]))
+    for k in ("synops_per_step", "macs_per_step", "energy_pj_per_step", "firing_rate"):
+        row[k] = None
+    row["step_latency_ms"] = None
+    return row

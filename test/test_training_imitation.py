@@ -1,0 +1,173 @@
+"""Imitation (BC + DAgger) on the pursuit sim: data, learning, reproducibility, resume, HSTNN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hybrid_snn_control.training import imitation
+from hybrid_snn_control.training.imitation import (
+    EnvSettings,
+    EpisodeDataset,
+    ImitationConfig,
+    ImitationTask,
+    PolicySettings,
+    action_loss,
+    collect_episodes,
+    make_envs,
+    tbptt_pass,
+)
+from hybrid_snn_control.training.loop import TrainRun
+from hybrid_snn_control.training.task import Task
+
+TINY_ENV = EnvSettings(camera_size=16, episode_s=1.0, num_envs=2)  # 50 steps per episode
+TINY_POLICY = PolicySettings(hidden_size=16, encoder_channels=[4, 8], encoder_grid=2)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one intra-op thread (two threads thrash on a loaded 2-core machine)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_cfg(**kw) -> ImitationConfig:
+    cfg = ImitationConfig(
+        env=TINY_ENV,
+        policy=TINY_POLICY,
+        bc_episodes=4,
+        dagger_iterations=1,
+        dagger_episodes=2,
+        batch_episodes=4,
+        chunk_steps=25,
+        **kw,
+    )
+    cfg.hstnn.progress = False
+    cfg.hstnn.tensorboard = False
+    return cfg
+
+
+def run(path, steps: int, **kw) -> TrainRun:
+    return TrainRun(path, steps, lr=3e-3, seed=0, progress=False, tensorboard=False, **kw)
+
+
+@pytest.fixture(scope="module")
+def expert_data() -> EpisodeDataset:
+    """Expert-driven held-out episodes (worlds the training never sees)."""
+    envs = make_envs(TINY_ENV)
+    eps, _ = collect_episodes(envs, None, [900_000_001, 900_000_002, 900_000_003, 900_000_004])
+    envs.close()
+    return EpisodeDataset(eps)
+
+
+def test_collect_labels_every_visited_step_and_mixes_by_beta():
+    task = ImitationTask(tiny_cfg())
+    policy = task.build_model()
+    envs = make_envs(TINY_ENV)
+    eps, metrics = collect_episodes(envs, policy, [1, 2], beta=0.0)
+    assert [len(e) for e in eps] == [50, 50]
+    assert eps[0].events.dtype == np.uint8 and eps[0].events.shape == (50, 2, 16, 16)
+    assert all(m["expert_fraction"] == 0.0 for m in metrics)  # the student drove
+    assert np.abs(eps[0].expert).max() <= 1.0 and np.abs(eps[0].expert).sum() > 0
+    eps1, metrics1 = collect_episodes(envs, policy, [1, 2], beta=1.0)
+    assert all(m["expert_fraction"] == 1.0 for m in metrics1)
+    # same worlds, different driver: the first observation is identical, the path is not
+    np.testing.assert_array_equal(eps[0].proprio[0], eps1[0].proprio[0])
+    assert metrics1[0]["normalized_score"] > metrics[0]["normalized_score"]
+    with pytest.raises(ValueError, match="multiple of num_envs"):
+        collect_episodes(envs, policy, [1, 2, 3])
+    envs.close()
+
+
+def test_dataset_roundtrip_and_padding(tmp_path, expert_data):
+    short = imitation.Episode(
+        expert_data.episodes[0].events[:10],
+        expert_data.episodes[0].proprio[:10],
+        expert_data.episodes[0].expert[:10],
+        0.5,
+        1.0,
+    )
+    data = EpisodeDataset([expert_data.episodes[1], short])
+    batch = data.collate([0, 1])
+    assert batch["events"].shape[:2] == (50, 2) and batch["mask"][:, 1].sum() == 10
+    assert batch["mask"][:, 0].sum() == 50
+    data.save(tmp_path / "d.npz")
+    back = EpisodeDataset.load(tmp_path / "d.npz")
+    assert [len(e) for e in back.episodes] == [50, 10]
+    np.testing.assert_array_equal(back.episodes[1].events, short.events)
+
+
+def test_action_loss_masks_padding_and_rejects_unknown_kinds():
+    pred, target = torch.zeros(3, 2, 2), torch.ones(3, 2, 2)
+    mask = torch.tensor([[1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])
+    target[1:, 1] = 100.0  # padded steps must not count
+    target[2] = 100.0
+    assert action_loss(pred, target, mask, "mse").item() == pytest.approx(1.0)
+    assert action_loss(pred, target, mask, "l1").item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="mse"):
+        action_loss(pred, target, mask, "hinge")
+
+
+def test_bc_dagger_learns_and_resumes_to_the_same_weights(tmp_path, expert_data, monkeypatch):
+    cfg = tiny_cfg()
+    task = ImitationTask(cfg)
+    assert isinstance(task, Task)
+    torch.manual_seed(0)
+    policy = task.build_model()
+    task.configure(policy, "sampling")
+    with torch.no_grad():
+        before = tbptt_pass(policy.eval(), expert_data.collate(range(4)), cfg)
+    policy.train()
+    result = task.train(policy, run(tmp_path / "a" / "run", 30))
+    assert result["episodes"] == 6  # 4 BC + 2 DAgger
+    assert [h["beta"] for h in task.history] == [1.0, 0.5]
+    with torch.no_grad():
+        after = tbptt_pass(policy.eval(), expert_data.collate(range(4)), cfg)
+    assert after < 0.6 * before, (before, after)  # held-out worlds, seeded
+
+    # the same run killed after step 20 and resumed in a fresh task reaches the same weights
+    torch.manual_seed(0)
+    task2 = ImitationTask(cfg)
+    policy2 = task2.build_model()
+    task2.configure(policy2, "sampling")
+    real, calls = imitation.tbptt_pass, {"n": 0}
+
+    def dying(*a, **k):
+        calls["n"] += 1
+        if calls["n"] > 20:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(imitation, "tbptt_pass", dying)
+    with pytest.raises(KeyboardInterrupt):
+        task2.train(policy2, run(tmp_path / "b" / "run", 30, checkpoint_every=8))
+    monkeypatch.setattr(imitation, "tbptt_pass", real)
+    torch.manual_seed(123)  # a fresh process: nothing but the run directory carries over
+    task3 = ImitationTask(cfg)
+    policy3 = task3.build_model()
+    task3.configure(policy3, "sampling")
+    task3.train(policy3, run(tmp_path / "b" / "run", 30, checkpoint_every=8))
+    for (name, a), b in zip(policy.state_dict().items(), policy3.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_hstnn_pipeline_runs_on_pursuit(tmp_path):
+    from hybrid_snn_control.training import hstnn
+    from hybrid_snn_control.training.task import load_model
+
+    cfg = tiny_cfg()
+    cfg.hstnn.out_dir = str(tmp_path)
+    cfg.hstnn.adapt_steps, cfg.hstnn.restore_steps = 6, 4
+    cfg.hstnn.select_probes, cfg.hstnn.select_batches = 4, 1
+    task = ImitationTask(cfg)
+    paths = hstnn.pipeline(task, cfg.hstnn)
+    model, _ = load_model(paths["restore"], task)
+    ranks = [layer.spiking_rank for layer in model.core.layers]
+    assert all(sorted(r.tolist()) == list(range(16)) for r in ranks)
+    assert any(not torch.equal(r, torch.arange(16)) for r in ranks)  # Hessian order, not index
+    assert len(task.data) == 4 + 2 + 2  # BC, one DAgger round, one restoration round
+    row = task.evaluate(model, 0.25, episodes=2)
+    assert 0.0 <= row["score"] <= 1.0 and row["ratio"] == 0.25

@@ -1,0 +1,119 @@
+"""Env steps/s per core of the simulation harness: event camera at 1, 2, 4 sub-frames vs camera off.
+
+Every configuration runs in this one process, pinned to one CPU core (llvmpipe's
+rasterizer threads inherit the pinning, so the number is per core), with the same
+action sequence, in the same run; the table shows the median of ``--repeats`` runs and
+the cost relative to the camera-off env.  Target (issue 5): >= 500 env steps/s per core
+at 64x64 with one sub-frame.
+
+    .venv/bin/python bench/bench_sim.py [--env Pursuit] [--steps 1000] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+
+def measure(env_id: str, steps: int, size: int, subframes: int, camera: bool) -> float:
+    import gymnasium as gym
+    import numpy as np
+
+    env = gym.make(
+        env_id,
+        camera_width=size,
+        camera_height=size,
+        subframes=subframes,
+        event_camera=camera,
+        episode_s=(steps + 40) / 50.0,  # no resets inside the timed loop
+        disable_env_checker=True,
+    )
+    rng = np.random.default_rng(0)
+    actions = np.clip(np.cumsum(rng.normal(0, 0.2, (steps, 2)), axis=0), -1, 1).astype(np.float32)
+    env.reset(seed=0)
+    for a in actions[:20]:  # warm-up: first frames, lazy imports
+        env.step(a)
+    t0 = time.perf_counter()
+    for a in actions:
+        env.step(a)
+    rate = steps / (time.perf_counter() - t0)
+    env.close()
+    return rate
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--env", default="Pursuit", choices=["Pursuit", "Navigation"])
+    p.add_argument("--steps", type=int, default=1000, help="timed control steps per run")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--size", type=int, default=64, help="camera width = height (pixels)")
+    p.add_argument("--subframes", type=int, nargs="+", default=[1, 2, 4])
+    p.add_argument("--cpu", type=int, default=0, help="core to pin to (-1: no pinning)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    args = p.parse_args()
+
+    if args.cpu >= 0 and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {args.cpu})
+    import torch
+
+    torch.set_num_threads(1)
+    import hybrid_snn_control.sim  # noqa: F401  (registers the envs, sets MUJOCO_GL)
+
+    env_id = f"hybrid_snn_control/{args.env}-v0"
+    configs = [("camera off", 1, False)] + [
+        (f"events, {k} sub-frame(s)", k, True) for k in args.subframes
+    ]
+    runs: dict[str, list[float]] = {name: [] for name, _, _ in configs}
+    for _ in range(args.repeats):  # interleaved, so load changes hit every config alike
+        for name, k, cam in configs:
+            runs[name].append(measure(env_id, args.steps, args.size, k, cam))
+    off = statistics.median(runs["camera off"])
+    rows = []
+    for name, k, cam in configs:
+        med = statistics.median(runs[name])
+        rows.append(
+            {
+                "config": name,
+                "subframes": k if cam else 0,
+                "steps_per_s": round(med, 1),
+                "ms_per_step": round(1e3 / med, 3),
+                "ratio_to_camera_off": round(med / off, 3),
+                "runs": [round(r, 1) for r in runs[name]],
+            }
+        )
+    result = {
+        "env": env_id,
+        "camera": f"{args.size}x{args.size}",
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "pinned_cpu": args.cpu,
+        "mujoco_gl": os.environ.get("MUJOCO_GL"),
+        "lp_num_threads": os.environ.get("LP_NUM_THREADS"),
+        "python": sys.version.split()[0],
+        "machine": platform.machine(),
+        "target_steps_per_s_1_subframe": 500,
+        "results": rows,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(
+        f"{env_id}, camera {args.size}x{args.size}, {args.steps} steps x {args.repeats} repeats, "
+        f"pinned to cpu {args.cpu}, MUJOCO_GL={result['mujoco_gl']}"
+    )
+    print(f"{'config':<24} {'steps/s':>9} {'ms/step':>8} {'vs off':>7}  runs")
+    for r in rows:
+        print(
+            f"{r['config']:<24} {r['steps_per_s']:>9.1f} {r['ms_per_step']:>8.3f} "
+            f"{r['ratio_to_camera_off']:>7.3f}  {r['runs']}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,8 +5,9 @@ and cost per ratio. Takes about a minute of CPU time.
 
 Task (evidence accumulation): 4 noisy input channels, one of which has a slightly higher
 mean over the 20 steps; at the last step the network reports which one. No single step
-decides it, so the network has to integrate over time (membranes, rate trace, LSTM). Training samples the spiking ratio per batch, so the
-same weights serve every ratio; Hessian-aware selection then ranks the units.
+decides it, so the network has to integrate over time (membranes, rate trace, LSTM).
+Training samples the spiking ratio per batch, so the same weights serve every ratio;
+Hessian-aware selection then ranks the units.
 """
 
 from __future__ import annotations

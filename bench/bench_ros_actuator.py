@@ -53,10 +53,10 @@ def relay_main() -> None:
         pass
 
 
-def measure(kind: str, where: str, seconds: float, rate_hz: float) -> dict:
+def measure(kind: str, where: str, seconds: float, rate_hz: float, executor: str) -> dict:
     import rclpy
     from geometry_msgs.msg import TwistStamped
-    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
     from hybrid_snn_control.ros.actuator_node import COMMAND_QOS, ActuatorNode
@@ -64,7 +64,8 @@ def measure(kind: str, where: str, seconds: float, rate_hz: float) -> dict:
     ns = f"bench_{kind}_{where}_{os.getpid()}"
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
-    ex = SingleThreadedExecutor(context=ctx)
+    multi = executor == "multi" and where == "one_process"
+    ex = MultiThreadedExecutor(context=ctx) if multi else SingleThreadedExecutor(context=ctx)
     proc = None
     if where == "process":
         if kind == "actuator":
@@ -140,6 +141,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rate-hz", type=float, default=100.0)
+    ap.add_argument(
+        "--executor",
+        choices=["single", "multi"],
+        default="single",
+        help="one-process executor (hsc bringup uses multi for several nodes)",
+    )
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--relay", action="store_true", help=argparse.SUPPRESS)
     args, _ = ap.parse_known_args()
@@ -148,13 +155,16 @@ def main() -> int:
         return 0
     rows = []
     for where in ("one_process", "process"):
-        ours = measure("actuator", where, args.seconds, args.rate_hz)
-        ref = measure("relay", where, args.seconds, args.rate_hz)
+        ours = measure("actuator", where, args.seconds, args.rate_hz, args.executor)
+        ref = measure("relay", where, args.seconds, args.rate_hz, args.executor)
         rows.append({"where": where, "actuator": ours, "relay": ref})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"cmd → cmd_vel at {args.rate_hz:g} Hz for {args.seconds:g} s (ms)")
+    print(
+        f"cmd → cmd_vel at {args.rate_hz:g} Hz for {args.seconds:g} s (ms); "
+        f"one-process executor: {args.executor}-threaded"
+    )
     head = ("set-up", "node", "median", "p99", "max", "out/s", "ratio")
     print("{:<12} {:<9} {:>7} {:>7} {:>7} {:>7} {:>6}".format(*head))
     for r in rows:

@@ -6,7 +6,8 @@ their parameters exactly as under ``ros2 launch``: the file is passed as
 Which nodes run: those the file has a section for (or ``--nodes``), in the order of
 :data:`hybrid_snn_control.ros.registry.NODES`.
 
-* one process (default): all nodes in one multi-threaded executor;
+* one process (default): all nodes in one executor (single-threaded; ``--threads N`` for
+  a multi-threaded one);
 * ``--processes``: one ``python -m <node module>`` per node, as ``ros2 launch`` would.
 
 Ctrl-C, SIGTERM or ``--duration`` stop everything cleanly; the actuator sends a zero
@@ -42,7 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--nodes", help="comma-separated node names (default: the file's sections)")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--processes", action="store_true", help="one process per node")
-    p.add_argument("--threads", type=int, help="executor threads (one process; 1 = single)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="one process: 1 = SingleThreadedExecutor (default: lower latency tails with "
+        "rclpy, see docs/ros.md), N > 1 = MultiThreadedExecutor with N threads",
+    )
     p.add_argument(
         "--ros-args",
         dest="ros_args",

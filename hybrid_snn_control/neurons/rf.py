@@ -65,10 +65,14 @@ def diagonal_linear_scan(decay: Tensor, inputs: Tensor, z0: Tensor, log_decay: T
     """
     T = inputs.shape[0]
     b = inputs
+    time = torch.arange(T, device=inputs.device)
     offset = 1
     while offset < T:
-        power = torch.exp(log_decay * offset)
-        b = torch.cat([b[:offset], b[offset:] + power * b[:-offset]], dim=0)
+        # b_t += decay^offset * b_{t-offset} for t >= offset. A roll plus a time mask instead
+        # of slicing: slice/cat backward allocate and zero-fill full-size tensors.
+        power = torch.exp(log_decay * offset)[None, None, :]
+        keep = (time >= offset).to(log_decay.real.dtype)[:, None, None]
+        b = b + (power * keep) * torch.roll(b, offset, dims=0)
         offset *= 2
     steps = torch.arange(1, T + 1, device=inputs.device, dtype=log_decay.real.dtype)
     powers = torch.exp(steps[:, None] * log_decay[None, :])  # decay^(t+1), [T, N]

@@ -216,3 +216,17 @@ def test_bad_input_shape():
     net = make_net()
     with pytest.raises(ValueError, match=r"\[T, B, 6\]"):
         net(torch.zeros(3, 2, 5, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("rate_decay", [0.0, 0.95])
+def test_rate_trace_scan_equals_step(rate_decay):
+    net = make_net("lif", "gru", rate_decay=rate_decay)
+    x = seq(steps=23)
+    y_seq, s_seq = net(x)
+    state, ys = None, []
+    for t in range(23):
+        y, state = net.step(x[t], state)
+        ys.append(y)
+    assert torch.allclose(torch.stack(ys), y_seq, atol=1e-9)
+    assert torch.allclose(state.trace, s_seq.trace, atol=1e-9)
+    assert torch.isfinite(y_seq).all()

@@ -12,11 +12,10 @@ actuator_node.  Arguments: ``config``, ``use_sim_time`` (true once sim_node publ
 import os
 
 from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-
-from launch import LaunchDescription
 
 PACKAGE = "hybrid_snn_control"
 

@@ -46,6 +46,72 @@ def measure(env_id: str, steps: int, size: int, subframes: int, camera: bool) ->
     return rate
 
 
+def breakdown(env_id: str, size: int, repeats: int = 5, n: int = 200) -> dict[str, float]:
+    """Per-part cost (ms, minimum over repeats: robust to other load) of one 1-sub-frame step."""
+    import gymnasium as gym
+    import mujoco
+    import numpy as np
+
+    env = gym.make(env_id, camera_width=size, camera_height=size, disable_env_checker=True)
+    env.reset(seed=0)
+    base = env.unwrapped
+    m, d = base.model, base.data
+    for _ in range(20):
+        env.step(np.array([0.3, 0.6], np.float32))
+    frames, times_us = [], []
+    for _ in range(n + 1):  # a real frame sequence (turning: many events)
+        mujoco.mj_step(m, d, nstep=base.n_physics)
+        frames.append(base._render_eye().copy())
+        times_us.append(round(d.time * 1e6))
+
+    def best(fn) -> float:
+        out = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            out.append((time.perf_counter() - t0) / n * 1e3)
+        return min(out)
+
+    def physics():
+        for _ in range(n):
+            mujoco.mj_step(m, d, nstep=base.n_physics)
+
+    def render():
+        for _ in range(n):
+            base._render_eye()
+
+    def feed():
+        sim = base._events_sim
+        sim.reset(seed=1)
+        sim.feed(frames[0], times_us[0])
+        for f, t in zip(frames[1:], times_us[1:]):
+            sim.feed(f, t)
+
+    sim = base._events_sim
+    sim.reset(seed=1)
+    sim.feed(frames[0], times_us[0])
+    evs = [sim.feed(f, t) for f, t in zip(frames[1:], times_us[1:])]
+
+    def counts():
+        for ev in evs:
+            base._event_counts(ev)
+
+    def whole_step():
+        for _ in range(n):
+            env.step(np.array([0.3, 0.6], np.float32))
+
+    result = {
+        f"physics_{base.n_physics}_steps_ms": best(physics),
+        "render_frame_ms": best(render),
+        "event_sim_feed_ms": best(feed),
+        "event_counts_ms": best(counts),
+        "whole_step_ms": best(whole_step),
+        "events_per_frame": float(np.mean([len(e) for e in evs])),
+    }
+    env.close()
+    return {k: round(v, 4) for k, v in result.items()}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--env", default="Pursuit", choices=["Pursuit", "Navigation"])
@@ -72,6 +138,7 @@ def main() -> int:
     for _ in range(args.repeats):  # interleaved, so load changes hit every config alike
         for name, k, cam in configs:
             runs[name].append(measure(env_id, args.steps, args.size, k, cam))
+    parts = breakdown(env_id, args.size)
     off = statistics.median(runs["camera off"])
     rows = []
     for name, k, cam in configs:
@@ -98,6 +165,8 @@ def main() -> int:
         "machine": platform.machine(),
         "target_steps_per_s_1_subframe": 500,
         "results": rows,
+        "breakdown_min_ms": parts,
+        "loadavg_1min": os.getloadavg()[0],
     }
     if args.json:
         print(json.dumps(result, indent=2))
@@ -112,6 +181,8 @@ def main() -> int:
             f"{r['config']:<24} {r['steps_per_s']:>9.1f} {r['ms_per_step']:>8.3f} "
             f"{r['ratio_to_camera_off']:>7.3f}  {r['runs']}"
         )
+    print("breakdown of one 1-sub-frame step (min over repeats, ms):", parts)
+    print(f"load average (1 min) at the end: {result['loadavg_1min']:.2f} on {os.cpu_count()} cpus")
     return 0
 
 

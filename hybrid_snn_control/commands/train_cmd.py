@@ -78,6 +78,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--main", default="hybrid", help="the model drawn as lines")
     s.add_argument("--no-expert", action="store_true")
     s.add_argument("--out", default="sweep", help="output directory")
+    s.add_argument(
+        "--merge",
+        nargs="+",
+        default=None,
+        metavar="DIR",
+        help="do not evaluate: combine the rows of earlier sweeps (their sweep.json) into --out",
+    )
     s.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     s.set_defaults(func=run_sweep)
 
@@ -145,12 +152,14 @@ def run_train(args: argparse.Namespace) -> int:
         adapt_data = list(task.data.episodes)
         selected = hstnn.select(task, stages, adapted)
         final = hstnn.restore(task, stages, selected)
+        wall_s = time.perf_counter() - t0
         for r in args.restore_each or []:
             task.data = EpisodeDataset(adapt_data)  # each per-ratio model starts from the same data
             extra_files[f"r{r:g}"] = hstnn.restore(
                 task, stages, selected, [r], name=f"restore_r{r:g}"
             )
-    wall_s = time.perf_counter() - t0
+    if args.pipeline == "direct":
+        wall_s = time.perf_counter() - t0
 
     def export(model_path: Path, policy_path: Path, kind: str) -> None:
         model, meta = load_model(model_path, task, "cpu")
@@ -234,6 +243,16 @@ def run_sweep(args: argparse.Namespace) -> int:
     from hybrid_snn_control.training.policy import load_policy
     from hybrid_snn_control.training.sweep import SweepEntry, parse_entry, run_sweep, write_outputs
 
+    if args.merge:
+        rows, infos = [], []
+        for d in args.merge:
+            blob = json.loads((Path(d) / "sweep.json").read_text())
+            rows += blob["rows"]
+            infos.append(blob.get("settings", {}))
+        paths = write_outputs(rows, args.out, {"merged": args.merge, "parts": infos}, args.main)
+        for p in paths.values():
+            print(f"wrote {p}")
+        return 0
     entries = [parse_entry(m) for m in args.model] or [
         SweepEntry("hybrid", [str(default_policy_path())])
     ]

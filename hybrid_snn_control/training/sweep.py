@@ -169,7 +169,7 @@ def write_outputs(
     paths["json"].write_text(
         json.dumps({"settings": settings or {}, "rows": list(rows), "aggregate": agg}, indent=1)
     )
-    paths["md"].write_text(markdown_summary(agg, main))
+    paths["md"].write_text(markdown_summary(rows, main))
     if plots:
         paths.update(plot_sweep(agg, out, main))
     return paths
@@ -185,11 +185,12 @@ def _ratio_str(r) -> str:
     return "–" if r is None else f"{r:g}"
 
 
-def markdown_summary(agg: Sequence[dict[str, Any]], main: str = "hybrid") -> str:
+def markdown_summary(rows: Sequence[dict[str, Any]], main: str = "hybrid") -> str:
     """Tables: score per model/ratio × shift, cost per ratio, robustness, the hot-swap gap."""
+    agg = aggregate(rows)
     by = {(a["model"], a["ratio"], a["shift"]): a for a in agg}
     shifts = sorted({a["shift"] for a in agg}, key=lambda s: (s != "nominal", s))
-    rows = sorted(
+    models = sorted(
         {(a["model"], a["ratio"]) for a in agg},
         key=lambda mr: (mr[0] != "expert", mr[0] != main, mr[0], -1 if mr[1] is None else mr[1]),
     )
@@ -200,9 +201,23 @@ def markdown_summary(agg: Sequence[dict[str, Any]], main: str = "hybrid") -> str
         "| model | ratio | " + " | ".join(shifts) + " |",
         "|---|---|" + "---|" * len(shifts),
     ]
-    for m, r in rows:
+    for m, r in models:
         cells = [_fmt(by.get((m, r, s))) for s in shifts]
         lines.append(f"| {m} | {_ratio_str(r)} | " + " | ".join(cells) + " |")
+    frac = expert_fraction(rows)
+    if frac:
+        lines += [
+            "",
+            "Fraction of the expert's score on the same worlds (per seed, then mean ± std).",
+            "",
+            "| model | ratio | " + " | ".join(shifts) + " |",
+            "|---|---|" + "---|" * len(shifts),
+        ]
+        for m, r in models:
+            if m == "expert":
+                continue
+            cells = [_fmt(frac.get((m, r, s)), "fraction", 2) for s in shifts]
+            lines.append(f"| {m} | {_ratio_str(r)} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "Robustness: score under shift / nominal score (same model, ratio and seed).",
@@ -210,7 +225,7 @@ def markdown_summary(agg: Sequence[dict[str, Any]], main: str = "hybrid") -> str
         "| model | ratio | " + " | ".join(s for s in shifts if s != "nominal") + " |",
         "|---|---|" + "---|" * (len(shifts) - 1),
     ]
-    for m, r in rows:
+    for m, r in models:
         cells = [_fmt(by.get((m, r, s)), "robustness", 2) for s in shifts if s != "nominal"]
         lines.append(f"| {m} | {_ratio_str(r)} | " + " | ".join(cells) + " |")
     lines += [
@@ -221,7 +236,7 @@ def markdown_summary(agg: Sequence[dict[str, Any]], main: str = "hybrid") -> str
         "| model | ratio | SynOps | MACs | energy (nJ) | firing rate | step latency (ms) |",
         "|---|---|---|---|---|---|---|",
     ]
-    for m, r in rows:
+    for m, r in models:
         a = by.get((m, r, "nominal"))
         if m == "expert" or a is None or "macs_per_step" not in a:
             continue
@@ -230,33 +245,64 @@ def markdown_summary(agg: Sequence[dict[str, Any]], main: str = "hybrid") -> str
             f"{a['energy_pj_per_step'] / 1e3:.1f} | {a['firing_rate']:.3f} | "
             f"{a['step_latency_ms']:.3f} |"
         )
-    gap = hot_swap_gap(agg, main)
+    gap = hot_swap_gap(rows, main)
     if gap:
         lines += [
             "",
             f"Hot swap: one set of weights (`{main}`) at each ratio vs per-ratio restored models "
-            "(nominal score; gap = restored − one set).",
+            "(nominal score on the seeds both have; gap = restored − one set).",
             "",
-            "| ratio | one set | restored | gap |",
-            "|---|---|---|---|",
+            "| ratio | seeds | one set | restored | gap |",
+            "|---|---|---|---|---|",
         ]
         for g in gap:
             lines.append(
-                f"| {g['ratio']:g} | {g['one_set']:.3f} | {g['restored']:.3f} | {g['gap']:+.3f} |"
+                f"| {g['ratio']:g} | {g['seeds']} | {g['one_set']:.3f} | {g['restored']:.3f} | "
+                f"{g['gap']:+.3f} ± {g['gap_std']:.3f} |"
             )
     return "\n".join(lines) + "\n"
 
 
-def hot_swap_gap(agg: Sequence[dict[str, Any]], main: str = "hybrid", other: str = "restored"):
-    """Per ratio: nominal score of the one set of weights, of the restored model, their gap."""
-    by = {(a["model"], a["ratio"], a["shift"]): a for a in agg}
+def expert_fraction(rows: Sequence[dict[str, Any]]) -> dict[tuple, dict[str, float]]:
+    """``(model, ratio, shift) -> {fraction, fraction_std}``: score / expert score, per seed."""
+    expert = {(r["shift"], r["seed"]): r["score"] for r in rows if r["model"] == "expert"}
+    groups: dict[tuple, list[float]] = defaultdict(list)
+    for r in rows:
+        e = expert.get((r["shift"], r["seed"]))
+        if r["model"] != "expert" and e:
+            groups[_key(r)].append(r["score"] / e)
+    return {
+        k: {"fraction": float(np.mean(v)), "fraction_std": float(np.std(v))}
+        for k, v in groups.items()
+    }
+
+
+def hot_swap_gap(
+    rows: Sequence[dict[str, Any]], main: str = "hybrid", other: str = "restored"
+) -> list[dict[str, Any]]:
+    """Per ratio, on the seeds both have: nominal score of the one set of weights (``main``)
+    and of the per-ratio restored models (``other``), and the gap (restored − one set)."""
+    score = {
+        (r["model"], r["ratio"], r["seed"]): r["score"] for r in rows if r["shift"] == "nominal"
+    }
     out = []
-    for (m, r, s), a in sorted(by.items(), key=lambda kv: (kv[0][1] is None, kv[0][1] or 0)):
-        if m == other and s == "nominal" and (main, r, s) in by:
-            one = by[(main, r, s)]["score"]
-            out.append(
-                {"ratio": r, "one_set": one, "restored": a["score"], "gap": a["score"] - one}
-            )
+    for ratio in sorted({k[1] for k in score if k[0] == other and k[1] is not None}):
+        seeds = [k[2] for k in score if k[:2] == (other, ratio) and (main, ratio, k[2]) in score]
+        if not seeds:
+            continue
+        one = [score[(main, ratio, s)] for s in seeds]
+        res = [score[(other, ratio, s)] for s in seeds]
+        gap = np.subtract(res, one)
+        out.append(
+            {
+                "ratio": ratio,
+                "seeds": len(seeds),
+                "one_set": float(np.mean(one)),
+                "restored": float(np.mean(res)),
+                "gap": float(np.mean(gap)),
+                "gap_std": float(np.std(gap)),
+            }
+        )
     return out
 
 

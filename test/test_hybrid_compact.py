@@ -74,11 +74,13 @@ def test_hot_swap_between_compact_snapshots_keeps_kept_units_state():
 def test_scripted_compact_step_and_refresh():
     net, x = net_and_input("lif", "lstm", 3, 0.5)
     fast = CompactHybridStep(net)
-    scripted = CompactHybridStep(net).scripted()
+    scripted = CompactHybridStep(net).scripted(freeze=False)
+    frozen = CompactHybridStep(net).scripted()
     with torch.no_grad():
         a, _sa = fast(x[0], fast.initial_state(3))
         b, _sb = scripted(x[0], fast.initial_state(3))
         assert torch.allclose(a, b, atol=1e-12)
+        assert torch.allclose(a, frozen(x[0], fast.initial_state(3))[0], atol=1e-12)
         for p in net.parameters():
             p.mul_(1.1)
         fast.refresh()

@@ -216,3 +216,39 @@ def test_event_tensor_matches_the_events_encoder():
     np.testing.assert_array_equal(obs["events"], ref)
     assert obs["events"].dtype == np.float32
     env.close()
+
+
+def test_one_renderer_per_env_reused_across_episodes():
+    env = make("hybrid_snn_control/Pursuit-v0", render_mode="rgb_array", episode_s=0.1)
+    env.reset(seed=0)
+    base = env.unwrapped
+    eye = base._renderer
+    view_before = env.render()
+    view = base._view_renderer
+    for seed in range(1, 4):
+        env.reset(seed=seed)
+        env.step(np.zeros(2, np.float32))
+        env.render()
+    assert base._renderer is eye and base._view_renderer is view
+    assert view_before.shape == (48, 64, 3) and view_before.dtype == np.uint8
+    env.close()
+
+
+def test_driving_into_an_obstacle_counts_one_collision():
+    import mujoco
+
+    ranges = sim.RandomizationRanges(obstacle_radius_m=sim.Range(0.15, 0.15))
+    env = make("hybrid_snn_control/Navigation-v0", event_camera=False, ranges=ranges)
+    env.reset(seed=0)
+    base = env.unwrapped
+    x, y, half = base.obstacles[0]
+    base.set_rover_pose(x - half - 0.25, y, 0.0)
+    mujoco.mj_forward(base.model, base.data)
+    rewards, info = [], {}
+    for _ in range(60):
+        _, r, _, _, info = env.step(np.array([0.7, 0.0], np.float32))
+        rewards.append(r)
+    assert info["collisions"] == 1  # pushing on: one contact onset, not one per step
+    assert min(rewards) < -0.4
+    assert base.rover_pose()[0] < x - half  # it did not drive through
+    env.close()

@@ -20,6 +20,7 @@ GOAL_X_M = 7.6
 GOAL_RADIUS_M = 0.3
 OBSTACLE_HEIGHT_M = 0.15
 N_OBSTACLE_SLOTS = 8
+COLLISION_GAP_S = 0.5
 _NEIGHBOURS = [(di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1) if (di, dj) != (0, 0)]
 
 
@@ -68,8 +69,8 @@ class NavigationEnv(RoverEnv):
 
     ## Rewards
     Progress along the shortest obstacle-free path (metres of geodesic distance gained this
-    step), -0.5 per new collision (a rover geom starting to touch a wall or obstacle), -0.001
-    per step, +1 on reaching the goal.
+    step), -0.5 per collision (a rover geom touching a wall or obstacle after >= 0.5 s
+    without contact), -0.001 per step, +1 on reaching the goal.
 
     ## Starting State
     Rover at x = 0.35 m, y ~ U(-0.4, 0.4) m, heading ~ U(-0.3, 0.3) rad; goal at
@@ -126,6 +127,8 @@ class NavigationEnv(RoverEnv):
                     m.geom_size[g] = [half, half, OBSTACLE_HEIGHT_M]
                 else:
                     m.geom_size[g] = [half, OBSTACLE_HEIGHT_M, 0.0]
+                # collision bounds follow the size (else a grown obstacle is missed)
+                m.geom_aabb[g] = [0.0, 0.0, 0.0, half, half, OBSTACLE_HEIGHT_M]
                 m.geom_rbound[g] = math.sqrt(2 * half**2 + OBSTACLE_HEIGHT_M**2)
             else:  # parked under the floor (static-static pairs are not collided)
                 m.body_pos[b] = [xs[0] if n else 2.0, 0.0, -1.0]
@@ -177,7 +180,7 @@ class NavigationEnv(RoverEnv):
         ):  # cannot happen with the gap rule; say so if it does
             raise RuntimeError(f"no path to the goal in layout {self.obstacles}")
         self._prev_dist = self._start_dist
-        self._in_contact = False
+        self._since_contact_s = math.inf
         self._collisions = 0
         self._success = False
 
@@ -186,10 +189,14 @@ class NavigationEnv(RoverEnv):
         reward = (self._prev_dist - dist) - 0.001
         self._prev_dist = dist
         contact = self.rover_contacts(self._blocking)
-        if contact and not self._in_contact:
-            self._collisions += 1
-            reward -= 0.5
-        self._in_contact = contact
+        if contact:
+            # bumps less than COLLISION_GAP_S apart (bouncing, pushing) are one collision
+            if self._since_contact_s > COLLISION_GAP_S:
+                self._collisions += 1
+                reward -= 0.5
+            self._since_contact_s = 0.0
+        else:
+            self._since_contact_s += 1.0 / self.control_hz
         x, y, _ = self.rover_pose()
         self._success = math.hypot(x - GOAL_X_M, y - self._goal_y) < GOAL_RADIUS_M
         if self._success:

@@ -73,7 +73,10 @@ def test_hsc_bench_reports_percentiles_and_ratio_to_eager(checkpoint, capsys):
     for r in rows.values():
         assert r["samples"] == 40 and 0 < r["p50_us"] <= r["p90_us"] <= r["p99_us"]
     assert rows[("torch", "fixed_ratio")]["x_eager"] == 1.0
-    assert result["best"]["backend"] in ("torchscript", "onnxruntime")
+    for mode in ("fixed_ratio", "ratio_change"):
+        best = result["best"][mode]
+        assert best["backend"] in ("torchscript", "onnxruntime")
+        assert best["x_best_eager"] == best["p50_us"] / best["eager_p50_us"]
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):

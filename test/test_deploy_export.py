@@ -297,3 +297,39 @@ def test_cuda_requests_fail_clearly_without_cuda(checkpoint, tmp_path):
 
 def test_onnx_runtime_class_is_what_the_loader_builds(artefacts):
     assert isinstance(load_runtime(artefacts["onnx_ts"], "onnxruntime"), OnnxRuntimeRuntime)
+
+
+def test_exported_graphs_select_the_eager_units_for_a_dense_grid_of_ratios(checkpoint, artefacts):
+    """One step from a non-zero state at each ratio: the ONNX and TorchScript graphs fed
+    float32(r) give the action and state eager PyTorch gives with masks_for_ratio(r)."""
+    import onnxruntime as ort
+
+    from hybrid_snn_control.training.policy import load_policy
+
+    policy, _ = load_policy(checkpoint)
+    net = policy.core
+    n = net.hidden_size
+    ratios = sorted({*np.linspace(0, 1, 201).tolist(), *(k / n for k in range(n + 1)), 1e-7})
+    events, proprio = input_sequence(4, 1)
+    ev, pr = torch.from_numpy(events), torch.from_numpy(proprio)  # [T, 1, ...]
+    with torch.no_grad():  # a non-zero state, so masked-off units would show
+        state = None
+        for t in range(3):
+            _, state = policy.step(ev[t], pr[t], state)
+    flat = [s.numpy() for s in net.flatten_state(state)]
+    session = ort.InferenceSession(str(artefacts["onnx_dynamo"]))
+    names = [f"state.{k}" for k in net.state_names()]
+    module = load_runtime(artefacts["torchscript"], "torchscript").module
+    for r in ratios:
+        with torch.no_grad():
+            want_a, want_s = policy.step(ev[3], pr[3], state, masks=net.masks_for_ratio(r))
+        want = [want_a.numpy(), *(s.numpy() for s in net.flatten_state(want_s))]
+        r32 = np.array([r], np.float32)  # what a caller without this package sends
+        feed = {"events": events[3], "proprio": proprio[3], "spiking_ratio": r32}
+        feed.update(zip(names, flat))
+        got_onnx = session.run(None, feed)
+        with torch.no_grad():
+            got_ts = module(ev[3], pr[3], *map(torch.from_numpy, flat), torch.from_numpy(r32))
+        for w, g_onnx, g_ts in zip(want, got_onnx, got_ts):
+            assert np.abs(g_onnx - w).max() <= TOL_FP32, r
+            assert np.abs(g_ts.numpy() - w).max() <= TOL_FP32, r

@@ -219,3 +219,13 @@ def test_bad_arguments_raise_value_error():
         make_recurrent_cell("transformer", 3, 4)
     with pytest.raises(ValueError, match=r"time-first \[T, B"):
         LIF(3, 4)(torch.zeros(2, 3))
+
+
+def test_fused_kernel_refuses_double_backward():
+    cell = build("lif")
+    x = inputs("lif")
+    y, _ = cell(x)
+    (g,) = torch.autograd.grad((y * torch.randn_like(y)).sum(), cell.fc.weight, create_graph=True)
+    # once_differentiable: the gradient carries no graph, so a second backward fails loudly
+    with pytest.raises(RuntimeError, match=r"does not require grad|once_differentiable"):
+        torch.autograd.grad(g.sum(), cell.fc.weight)

@@ -14,9 +14,10 @@ chain rule of the LIF/ALIF recursion directly (equations in :mod:`.lif`, :mod:`.
 with :math:`\partial_o v = -u` (zero reset) or :math:`-\theta` (subtract reset), dropped
 when the reset is detached. Forward numbers are bit-identical to the step path.
 
-The fused path has no second derivative (the saved membranes carry no graph), so
-Hessian–vector products must use the autograd path: ``with unfused(): ...`` (done by
-:mod:`hybrid_snn_control.hybrid.selection`). ``set_fused(False)`` turns it off globally.
+The fused path has no second derivative (the saved membranes carry no graph; its
+backward is ``once_differentiable``, so double backward raises instead of returning wrong
+numbers). Hessian–vector products must use the autograd path: ``with unfused(): ...``
+(done by :mod:`hybrid_snn_control.hybrid.selection`). ``set_fused(False)`` turns it off globally.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from contextlib import contextmanager
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 _ENABLED = [True]
 
@@ -271,6 +273,7 @@ class FusedLIF(torch.autograd.Function):
         return o_seq, v
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, go_seq, gv):  # type: ignore[override]
         u_seq, o_seq, v0, decay, threshold = ctx.saved_tensors
         subtract, detach_reset, name, scale = ctx.config
@@ -307,6 +310,7 @@ class FusedALIF(torch.autograd.Function):
         return o_seq, v, a
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, go_seq, gv, ga):  # type: ignore[override]
         u_seq, o_seq, v_prev, a_seq, decay, threshold, beta, rho = ctx.saved_tensors
         subtract, adaptive, detach_reset, name, scale = ctx.config

@@ -42,3 +42,13 @@ def test_config_check_accepts_shipped_file():
     res = subprocess.run([_hsc(), "config", "check", "sim"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "hsc_demo: ok" in res.stdout
+
+
+def test_every_command_module_is_registered():
+    """A command module that is not in COMMAND_MODULES is unreachable from ``hsc``."""
+    from hybrid_snn_control import cli
+
+    folder = Path(cli.__file__).with_name("commands")
+    modules = {f"hybrid_snn_control.commands.{p.stem}" for p in folder.glob("*.py")}
+    modules.discard("hybrid_snn_control.commands.__init__")
+    assert modules <= set(cli.COMMAND_MODULES), modules - set(cli.COMMAND_MODULES)

@@ -26,10 +26,30 @@ def run_episode(env, seed: int, shift: str | None) -> dict[str, float]:
             return info["episode_metrics"]
 
 
+def event_rates(env_id: str, shift: str | None, seeds: range, steps: int) -> list[float]:
+    """Mean events per control step (64x64, 1 sub-frame) per seed while the expert drives."""
+    import gymnasium as gym
+
+    env = gym.make(env_id)
+    rates = []
+    for seed in seeds:
+        env.reset(seed=seed, options={"shift": shift})
+        total = 0.0
+        for _ in range(steps):
+            obs, *_ = env.step(env.unwrapped.expert_action())
+            total += float(obs["events"].sum())
+        rates.append(total / steps)
+    env.close()
+    return rates
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--env", nargs="+", default=["Pursuit", "Navigation"])
+    p.add_argument(
+        "--event-steps", type=int, default=0, help="also count events/step (camera on), 3 seeds"
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
 
@@ -50,6 +70,12 @@ def main() -> int:
                 vals = [e[key] for e in eps]
                 row[key] = statistics.fmean(vals)
                 row[key + "_std"] = statistics.pstdev(vals)
+            if args.event_steps:
+                rates = event_rates(
+                    f"hybrid_snn_control/{name}-v0", shift, range(3), args.event_steps
+                )
+                row["events_per_step"] = statistics.fmean(rates)
+                row["events_per_step_std"] = statistics.pstdev(rates)
             out[name][shift] = row
         env.close()
     elapsed = time.perf_counter() - t0

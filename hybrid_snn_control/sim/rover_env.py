@@ -15,6 +15,7 @@ skybox and MSAA off (DESIGN §6, §10).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections import deque
@@ -290,8 +291,6 @@ class RoverEnv(gym.Env):
             self._events_sim.set_params(self._event_params(world))
 
     def _event_params(self, world: WorldParams):
-        import dataclasses
-
         return dataclasses.replace(
             self._event_params_base,
             contrast_threshold_on=world["contrast_threshold"],

@@ -81,6 +81,11 @@ def main() -> None:
     p.add_argument("--calls", type=int, default=500, help="steps per timed repeat")
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--sweep",
+        action="store_true",
+        help="also time the scripted compact step at r = 0, 0.25, 0.75, 1",
+    )
     p.add_argument("--json", default=None, help="write results to this file")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -119,11 +124,23 @@ def main() -> None:
 
         return fn
 
+    sweep = {}
+    if args.sweep:
+        for r in (0.0, 0.25, 0.75, 1.0):
+            net_r = HybridNetwork(
+                args.input, args.hidden, args.layers, args.spiking_cell, "lstm", spiking_ratio=r
+            ).eval()
+            net_r.load_state_dict(hybrid.state_dict())
+            net_r.set_ratio(r)
+            module = CompactHybridStep(net_r).scripted()
+            state[f"sweep{r}"] = CompactHybridStep(net_r).initial_state(1)
+            sweep[f"compact+jit lif+lstm r={r}"] = run(f"sweep{r}", module)
     contenders = {
         f"hybrid {args.spiking_cell}+lstm r={args.ratio}": run("hybrid", hybrid),
         f"hybrid {args.spiking_cell}+gru r={args.ratio}": run("hybrid_gru", hybrid_gru),
         f"compact {args.spiking_cell}+lstm r={args.ratio}": run("compact", compact),
         f"compact+jit {args.spiking_cell}+lstm": run("scripted", scripted),
+        **sweep,
         "torch LSTMCell net": run("lstm", lstm),
         "torch GRUCell net": run("gru", gru),
         "snnTorch Leaky net": run("snn", snet),

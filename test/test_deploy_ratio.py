@@ -93,3 +93,17 @@ def test_in_graph_masks_equal_masks_for_ratio_and_are_nested():
             for i in range(0, 6, 2):
                 assert bool((got[i] >= prev[i]).all()) and bool((got[i + 1] <= prev[i + 1]).all())
         prev = got
+
+
+def test_masks_stay_exact_when_a_backend_demotes_thresholds_to_fp16():
+    """TensorRT --fp16 may compare in half precision: r = 0 and r = 1 must still be the
+    pure ends, and for N a power of two every k/N stays exact."""
+    torch.manual_seed(0)
+    net = HybridNetwork(6, hidden_size=64, num_layers=2)
+    gen = torch.Generator().manual_seed(2)
+    net.apply_ranking([(torch.rand(64, generator=gen), torch.rand(64, generator=gen))] * 2)
+    s_thr, r_thr = (t.half() for t in unit_thresholds(net))
+    for r in [0.0, 1.0, *(k / 64 for k in range(1, 64)), 0.3, 0.7]:
+        got = masks_from_thresholds(torch.tensor([r]).half(), s_thr, r_thr, torch.float32)
+        for g, w in zip(got, net.masks_for_ratio(r)):
+            assert torch.equal(g, w), r

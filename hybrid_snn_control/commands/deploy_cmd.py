@@ -77,11 +77,15 @@ def run_export(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"checkpoint {ckpt} does not exist")
     out = Path(args.out) if args.out else ckpt.with_suffix(SUFFIX[args.format])
     if args.format == "nir":
-        from hybrid_snn_control.deploy.nir_export import export_nir_checkpoint
+        from hybrid_snn_control.deploy.nir_export import NIRExportError, export_nir_checkpoint
 
-        report = export_nir_checkpoint(
-            ckpt, out, ratio=args.ratio, dt=args.dt, strict=not args.partial
-        )
+        try:
+            report = export_nir_checkpoint(
+                ckpt, out, ratio=args.ratio, dt=args.dt, strict=not args.partial
+            )
+        except NIRExportError as exc:
+            hint = "" if args.partial else "\n--partial writes the exported parts anyway"
+            raise ValueError(f"{exc}{hint}") from None
         print(report.summary())
         print(f"wrote {out}")
         return 0

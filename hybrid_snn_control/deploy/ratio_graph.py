@@ -88,8 +88,12 @@ def masks_from_thresholds(
     ratio: Tensor, spiking_thr: Tensor, recurrent_thr: Tensor, dtype: torch.dtype
 ) -> list[Tensor]:
     """Flat ``(s_0, r_0, s_1, r_1, ...)`` masks from a ``[1]`` float32 ratio (graph code)."""
-    s = (ratio >= spiking_thr).to(dtype)  # [L, N]
-    q = (ratio < recurrent_thr).to(dtype)
+    # The "& r > 0" / "| r <= 0" terms change nothing in float32; they keep r = 0 exact
+    # where a backend demotes the thresholds to fp16 (TensorRT --fp16), which flushes the
+    # k = 1 threshold (1.2e-38) to 0.
+    zero = ratio <= 0.0
+    s = ((ratio >= spiking_thr) & ~zero).to(dtype)  # [L, N]
+    q = ((ratio < recurrent_thr) | zero).to(dtype)
     out: list[Tensor] = []
     for i in range(spiking_thr.shape[0]):
         out += [s[i], q[i]]

@@ -15,20 +15,30 @@ def interleaved_medians(
     contenders: dict[str, Callable[[], None]], calls: int, repeats: int, warmup: int = 3
 ) -> dict[str, dict[str, float]]:
     """Time every contender ``repeats`` times, round-robin, so load from other processes on
-    a shared machine hits all of them alike. Returns seconds per call: median, min, max."""
+    a shared machine hits all of them alike. Returns seconds per call: wall-clock median,
+    min, max, and the median *thread CPU time* (``time.thread_time``: excludes time the
+    thread waited for a core, so it is steadier on a loaded machine; exact for one thread)."""
     for fn in contenders.values():
         for _ in range(warmup):
             fn()
-    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    wall: dict[str, list[float]] = {name: [] for name in contenders}
+    cpu: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(repeats):
         for name, fn in contenders.items():
+            c0 = time.thread_time()
             t0 = time.perf_counter()
             for _ in range(calls):
                 fn()
-            samples[name].append((time.perf_counter() - t0) / calls)
+            wall[name].append((time.perf_counter() - t0) / calls)
+            cpu[name].append((time.thread_time() - c0) / calls)
     return {
-        name: {"median_s": statistics.median(s), "min_s": min(s), "max_s": max(s)}
-        for name, s in samples.items()
+        name: {
+            "median_s": statistics.median(w),
+            "min_s": min(w),
+            "max_s": max(w),
+            "cpu_median_s": statistics.median(cpu[name]),
+        }
+        for name, w in wall.items()
     }
 
 

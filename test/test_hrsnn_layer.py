@@ -195,3 +195,21 @@ def test_gradients_flow_for_bptt_use():
     z.sum().backward()
     assert layer.w_in.grad is not None and layer.w_in.grad.abs().sum() > 0
     assert np.isfinite(layer.w_rec.grad.numpy()).all()
+
+
+def test_unit_mask_silences_units_like_removing_them():
+    # The hybrid layer's ratio masks (Cell interface): masked units emit nothing, keep no
+    # state and do not influence active units -- the same as cutting their outgoing synapses.
+    x = inputs()
+    mask = (torch.arange(40) % 2 == 0).double()
+    a = HRSNN(config(stdp=None)).double()
+    z_masked, state = a(x, mask=mask)
+    assert torch.all(z_masked[:, :, mask == 0] == 0)
+    assert torch.all(state.v[:, mask == 0] == 0) and torch.all(state.a[:, mask == 0] == 0)
+    b = HRSNN(config(stdp=None)).double()
+    with torch.no_grad():
+        b.w_rec[:, mask == 0] = 0.0
+    z_cut, _ = b(x)
+    active = mask == 1
+    assert z_masked[:, :, active].sum() > 0
+    assert torch.equal(z_masked[:, :, active], z_cut[:, :, active])

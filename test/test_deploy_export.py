@@ -333,3 +333,23 @@ def test_exported_graphs_select_the_eager_units_for_a_dense_grid_of_ratios(check
         for w, g_onnx, g_ts in zip(want, got_onnx, got_ts):
             assert np.abs(g_onnx - w).max() <= TOL_FP32, r
             assert np.abs(g_ts.numpy() - w).max() <= TOL_FP32, r
+
+
+@pytest.mark.parametrize(
+    ("spiking", "recurrent"),
+    [("alif", "lstm"), ("stc_lif", "lstm"), ("stc_alif", "gru"), ("rf", "lstm"), ("lif", "rnn")],
+)
+def test_every_cell_kind_exports_and_matches_eager(tmp_path, spiking, recurrent):
+    """Small policies of every spiking / recurrent cell kind: 40 steps with a ratio change,
+    TorchScript and ONNX (graph built in memory) against eager, batch 2."""
+    ckpt = save_test_policy(
+        tmp_path / "p.safetensors", hidden_size=8, spiking_cell=spiking, recurrent_cell=recurrent
+    )
+    events, proprio = input_sequence(40, 2)
+    changes = {20: 0.25}
+    ref_a, ref_s, _ = _run(load_runtime(ckpt, "torch", batch_size=2), events, proprio, changes)
+    for backend in ("torchscript", "onnxruntime"):
+        rt = load_runtime(ckpt, backend, batch_size=2)
+        a, s, _ = _run(rt, events, proprio, changes)
+        assert np.abs(a - ref_a).max() <= TOL_FP32, backend
+        assert _max_state_diff(s, ref_s) <= TOL_FP32, backend

@@ -100,12 +100,12 @@ class StepGraph(nn.Module):
             ratio.to(torch.float32), self.spiking_threshold, self.recurrent_threshold, dtype
         )
         state: HybridState = net.unflatten_state(list(flat_state))
-        # Same loop as HybridNetwork.step, unrolled here only to also return spike counts;
-        # the equivalence tests pin it to policy.step.
         # = policy.features(events, proprio) with a fixed-size pool (see _static_encoder)
         enc = self.encoder_net(torch.log1p(events.clamp_min(0)))
         prop = (proprio - self.policy.proprio_mean) / self.policy.proprio_std
         h = torch.cat([enc, prop], dim=-1)
+        # Same loop as HybridNetwork.step, unrolled here only to also return spike counts;
+        # the equivalence tests pin it to policy.step.
         layer_states: list[HybridLayerState] = []
         counts: list[Tensor] = []
         n = self.hidden_size
@@ -172,11 +172,6 @@ def _static_encoder(policy: HybridPolicy) -> nn.Sequential:
 def _check_exportable(policy: HybridPolicy, fmt: str) -> None:
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
-    if fmt == "onnx" and policy.cfg.spiking_cell == "rf":
-        raise ValueError(
-            "spiking_cell 'rf' uses complex arithmetic in its step, which ONNX cannot express; "
-            "export it as torchscript"
-        )
 
 
 def _prepare(policy: HybridPolicy, fp16: bool, device: str) -> HybridPolicy:

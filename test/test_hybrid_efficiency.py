@@ -86,3 +86,20 @@ def test_counts_follow_the_ratio():
     silent = activity._replace(spikes=(torch.zeros_like(activity.spikes[0]), activity.spikes[1]))
     assert count_efficiency(net, silent).synops_per_step == 0
     assert count_efficiency(net, activity).synops_per_step > 0
+
+
+def test_step_with_activity_counts_like_the_sequence():
+    net = tiny_net("gru")
+    x = torch.randn(4, 2, 3, dtype=torch.float64)
+    seq_report = measure_efficiency(net, x)
+    state, macs, acs, spikes = None, [], [], []
+    for t in range(4):
+        out, state, activity = net.step_with_activity(x[t], state)
+        rep = count_efficiency(net, activity)
+        macs.append(rep.macs_per_step)
+        acs.append(rep.synops_per_step)
+        spikes.append(rep.spikes_per_step[1])
+    assert macs == [seq_report.macs_per_step] * 4
+    assert sum(acs) / 4 == seq_report.synops_per_step
+    assert spikes == [0.0, 1.0, 0.0, 1.0]  # layer 1 fires every other step
+    assert torch.allclose(out, net(x)[0][-1])

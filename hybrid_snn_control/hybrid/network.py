@@ -25,6 +25,7 @@ Public interface (stable; the training and deploy code build on it)::
     out, state = net.step(x, state, masks=masks)  # explicit masks (export: masks as input)
     flat = net.flatten_state(state); state = net.unflatten_state(flat); net.state_names()
     out_seq, state, activity = net.forward_with_activity(x_seq, state)  # efficiency counts
+    out, state, activity = net.step_with_activity(x, state)             # one step of it
 
 Ratio: r selects n_s = ⌊r·N⌋ spiking and N − n_s recurrent units per layer by the stored
 ranking (for 0 < r < 1 at least one unit of each type per layer, as in the paper). The
@@ -260,18 +261,36 @@ class HybridNetwork(nn.Module):
         masks: Sequence[Tensor] | None = None,
     ) -> tuple[Tensor, HybridState]:
         """One control step: ``x [B, input_size]`` → ``(out [B, output_size], state)``."""
+        out, state, _ = self._step(x, state, masks, keep_activity=False)
+        return out, state
+
+    @torch.no_grad()
+    def step_with_activity(
+        self, x: Tensor, state: HybridState | None = None, masks=None
+    ) -> tuple[Tensor, HybridState, HybridActivity]:
+        """``step`` (no grad) plus a one-step :class:`HybridActivity` for
+        :func:`~hybrid_snn_control.hybrid.efficiency.count_efficiency` (plain ``step`` is
+        not slowed by any recording)."""
+        return self._step(x, state, masks, keep_activity=True)
+
+    def _step(self, x, state, masks, keep_activity: bool):
         if masks is None:
             masks = self.masks()
         if state is None:
             state = self.initial_state(x.shape[0], x.device, x.dtype)
         h = x
-        layer_states = []
+        layer_states, spikes = [], []
         for i, layer in enumerate(self.layers):
             h, ls = layer.step(h, state.layers[i], masks[2 * i], masks[2 * i + 1])
             layer_states.append(ls)
+            if keep_activity:
+                spikes.append(h[None, :, : self.hidden_size])
         features, trace = self._features(h, state.trace, masks[-2])
         out = features if self.readout is None else self.readout(features)
-        return out, HybridState(tuple(layer_states), trace)
+        activity = None
+        if keep_activity:
+            activity = HybridActivity(tuple(spikes), tuple(masks), (x != 0).sum(-1)[None])
+        return out, HybridState(tuple(layer_states), trace), activity
 
     def forward(
         self,

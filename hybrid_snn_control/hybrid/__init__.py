@@ -5,10 +5,13 @@
 * :class:`HybridLayer` (:mod:`.layer`) — N spiking + N recurrent candidate units.
 * :mod:`.selection` — Hessian-aware unit importance (Hutchinson) → ``net.apply_ranking``.
 * :mod:`.efficiency` — MACs, SynOps, firing rates and energy from a real run.
+* :class:`CompactHybridStep` (:mod:`.compact`) — inference snapshot at one ratio that
+  computes only the active units (the low-latency step; TorchScript-able).
 """
 
 from __future__ import annotations
 
+from hybrid_snn_control.hybrid.compact import CompactHybridStep
 from hybrid_snn_control.hybrid.layer import HybridLayer, HybridLayerState
 from hybrid_snn_control.hybrid.network import (
     HybridActivity,
@@ -19,6 +22,7 @@ from hybrid_snn_control.hybrid.network import (
 )
 
 __all__ = [
+    "CompactHybridStep",
     "HybridActivity",
     "HybridLayer",
     "HybridLayerState",

@@ -79,19 +79,16 @@ class PolicyRuntime:
 
     def reset(self, done: Any = None) -> None:
         """Zero the whole state, or only batch elements where ``done`` ``[B]`` is true."""
+        shape = (self.batch_size, self.hidden_size)
         if done is None:
-            self._state = [np.zeros((self.batch_size, self.hidden_size), self.dtype)] * len(
-                self.state_names
-            )
-            self._state = [s.copy() for s in self._state]
+            state = [np.zeros(shape, self.dtype) for _ in self.state_names]
         else:
             keep = ~np.asarray(done, dtype=bool).reshape(-1)
             if keep.shape != (self.batch_size,):
                 raise ValueError(f"done must have shape [{self.batch_size}], got {keep.shape}")
-            self._state = [
-                self._to_numpy(s) * keep[:, None].astype(self.dtype) for s in self._state
-            ]
-        self._state = [self._from_numpy(s) for s in self._state]
+            keep = keep[:, None].astype(self.dtype)
+            state = [self._to_numpy(s) * keep for s in self._state]
+        self._state = [self._from_numpy(s) for s in state]
 
     def step(self, events: Any, proprio: Any) -> np.ndarray:
         """One control step: ``events [B,C,H,W]`` or ``[C,H,W]``, ``proprio [B,P]`` or ``[P]``."""

@@ -252,3 +252,13 @@ def test_driving_into_an_obstacle_counts_one_collision():
     assert min(rewards) < -0.4
     assert base.rover_pose()[0] < x - half  # it did not drive through
     env.close()
+
+
+def test_sim_time_advances_one_control_period_per_step():
+    env = make("hybrid_snn_control/Pursuit-v0", event_camera=False, control_hz=25.0)
+    env.reset(seed=0)
+    for _ in range(5):
+        env.step(np.zeros(2, np.float32))
+    assert env.unwrapped.sim_time_s == pytest.approx(5 / 25.0)
+    assert env.unwrapped.n_physics == 20  # 500 Hz physics
+    env.close()

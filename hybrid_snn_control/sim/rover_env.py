@@ -420,6 +420,11 @@ class RoverEnv(gym.Env):
         out[5:8] = s[self._accel_adr : self._accel_adr + 3] / GRAVITY_MPS2
         return out
 
+    @property
+    def sim_time_s(self) -> float:
+        """Simulation time since reset (s); event timestamps are this in µs."""
+        return float(self.data.time)
+
     def rover_pose(self) -> tuple[float, float, float]:
         """Ground-truth (x_m, y_m, yaw_rad) of the chassis."""
         q = self.data.qpos

@@ -272,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--doc", default=None, help="Markdown report to write")
     parser.add_argument("--img", default="docs/img", help="folder for the PNG plots")
+    parser.add_argument("--prefix", default="classification", help="PNG file name prefix")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -319,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         (out / "study.json").write_text(json.dumps(study, indent=1, default=str))
         log(f"wrote {out / 'study.json'} (seeds {done})")
         if args.doc:
-            paths = plot(study["summary"], list(args.ratios), Path(args.img), "classification")
+            paths = plot(study["summary"], list(args.ratios), Path(args.img), args.prefix)
             write_report(json.loads(json.dumps(study, default=str)), Path(args.doc), paths)
             log(f"wrote {args.doc}")
     return 0

@@ -80,6 +80,8 @@ setup(
             "hsc = hybrid_snn_control.cli:main",
             "actuator_node = hybrid_snn_control.ros.actuator_node:main",
             "event_camera_node = hybrid_snn_control.ros.event_camera_node:main",
+            "policy_node = hybrid_snn_control.ros.policy_node:main",
+            "sim_node = hybrid_snn_control.ros.sim_node:main",
         ],
     },
 )

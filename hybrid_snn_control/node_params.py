@@ -21,6 +21,8 @@ SECTIONS: dict[str, str] = {
     "hsc_imitation": "hybrid_snn_control.training.imitation:ImitationConfig",
     "actuator_node": "hybrid_snn_control.ros.settings:ActuatorSettings",
     "event_camera_node": "hybrid_snn_control.ros.settings:EventCameraSettings",
+    "policy_node": "hybrid_snn_control.ros.settings:PolicySettings",
+    "sim_node": "hybrid_snn_control.ros.settings:SimSettings",
 }
 
 

@@ -7,8 +7,9 @@ Every node reads its section of one parameter file (``config:=``, default the sh
 arguments, so no remapping file is needed: ``cmd_vel_topic`` (e.g. a
 diff_drive_controller's ``~/cmd_vel``, or a forward velocity controller's ``~/commands``
 with ``output_type: wheel_velocities``), ``estop_topic`` and ``event_topic`` (the camera
-driver's EventPacket topic).  Nodes are added here as they land in the package; today:
-event_camera_node and actuator_node.
+driver's EventPacket topic).  ``checkpoint`` (empty: the shipped policy) and
+``spiking_ratio`` set the policy; ``joint_states_topic`` / ``imu_topic`` its
+proprioception.
 """
 
 import os
@@ -18,6 +19,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 
 PACKAGE = "hybrid_snn_control"
 
@@ -27,6 +29,14 @@ def generate_launch_description():
     config = LaunchConfiguration("config")
     use_sim_time = LaunchConfiguration("use_sim_time")
     parameters = [config, {"use_sim_time": use_sim_time}]
+    policy_parameters = [
+        config,
+        {
+            "use_sim_time": use_sim_time,
+            "checkpoint": LaunchConfiguration("checkpoint"),
+            "spiking_ratio": ParameterValue(LaunchConfiguration("spiking_ratio"), value_type=float),
+        },
+    ]
     return LaunchDescription(
         [
             DeclareLaunchArgument(
@@ -48,12 +58,42 @@ def generate_launch_description():
                 default_value="/event_camera/events",
                 description="the camera driver's event_camera_msgs/EventPacket topic",
             ),
+            DeclareLaunchArgument(
+                "checkpoint",
+                default_value="",
+                description="policy file (.safetensors / .pt / .onnx); empty: the shipped policy",
+            ),
+            DeclareLaunchArgument(
+                "spiking_ratio",
+                default_value="0.5",
+                description="initial spiking ratio in [0, 1] (change live with ros2 param set)",
+            ),
+            DeclareLaunchArgument(
+                "joint_states_topic",
+                default_value="/joint_states",
+                description="wheel velocities (sensor_msgs/JointState)",
+            ),
+            DeclareLaunchArgument(
+                "imu_topic", default_value="/imu", description="sensor_msgs/Imu of the base"
+            ),
             Node(
                 package=PACKAGE,
                 executable="event_camera_node",
                 name="event_camera_node",
                 parameters=parameters,
                 remappings=[("event_packet", LaunchConfiguration("event_topic"))],
+                output="screen",
+                emulate_tty=True,
+            ),
+            Node(
+                package=PACKAGE,
+                executable="policy_node",
+                name="policy_node",
+                parameters=policy_parameters,
+                remappings=[
+                    ("joint_states", LaunchConfiguration("joint_states_topic")),
+                    ("imu", LaunchConfiguration("imu_topic")),
+                ],
                 output="screen",
                 emulate_tty=True,
             ),

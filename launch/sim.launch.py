@@ -4,9 +4,12 @@
 
 Every node reads its section of one parameter file (``config:=``, default the shipped
 ``sim.yaml``), the same file ``hsc bringup --config sim`` uses without ``ros2 launch``.
-Nodes are added here as they land in the package; today: event_camera_node and
-actuator_node.  Arguments: ``config``, ``use_sim_time`` (true once sim_node publishes
-``/clock``), ``image_topic`` (the simulator's camera), ``cmd_vel_topic``.
+sim_node publishes the env's own events on ``events`` (what the policy was trained on)
+and ``/clock``; event_camera_node runs on the sim's images when ``publish_images`` is on
+(its output then goes to ``camera_events``; remap to ``events`` to drive the policy with
+it).  Arguments: ``config``, ``use_sim_time`` (default true: sim_node publishes
+``/clock``), ``checkpoint`` (empty: the shipped policy), ``spiking_ratio``,
+``image_topic``, ``cmd_vel_topic``.
 """
 
 import os
@@ -16,6 +19,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 
 PACKAGE = "hybrid_snn_control"
 
@@ -25,6 +29,14 @@ def generate_launch_description():
     config = LaunchConfiguration("config")
     use_sim_time = LaunchConfiguration("use_sim_time")
     parameters = [config, {"use_sim_time": use_sim_time}]
+    policy_parameters = [
+        config,
+        {
+            "use_sim_time": use_sim_time,
+            "checkpoint": LaunchConfiguration("checkpoint"),
+            "spiking_ratio": ParameterValue(LaunchConfiguration("spiking_ratio"), value_type=float),
+        },
+    ]
     return LaunchDescription(
         [
             DeclareLaunchArgument(
@@ -32,8 +44,18 @@ def generate_launch_description():
             ),
             DeclareLaunchArgument(
                 "use_sim_time",
-                default_value="false",
-                description="follow /clock (needs a simulator publishing it)",
+                default_value="true",
+                description="follow /clock (published by sim_node)",
+            ),
+            DeclareLaunchArgument(
+                "checkpoint",
+                default_value="",
+                description="policy file (.safetensors / .pt / .onnx); empty: the shipped policy",
+            ),
+            DeclareLaunchArgument(
+                "spiking_ratio",
+                default_value="0.5",
+                description="initial spiking ratio in [0, 1] (change live with ros2 param set)",
             ),
             DeclareLaunchArgument(
                 "image_topic", default_value="image", description="simulated camera images"
@@ -46,7 +68,30 @@ def generate_launch_description():
                 executable="event_camera_node",
                 name="event_camera_node",
                 parameters=parameters,
-                remappings=[("image", LaunchConfiguration("image_topic"))],
+                remappings=[
+                    ("image", LaunchConfiguration("image_topic")),
+                    ("events", "camera_events"),
+                ],
+                output="screen",
+                emulate_tty=True,
+            ),
+            Node(
+                package=PACKAGE,
+                executable="policy_node",
+                name="policy_node",
+                parameters=policy_parameters,
+                output="screen",
+                emulate_tty=True,
+            ),
+            Node(
+                package=PACKAGE,
+                executable="sim_node",
+                name="sim_node",
+                parameters=parameters,
+                remappings=[
+                    ("image", LaunchConfiguration("image_topic")),
+                    ("cmd_vel", LaunchConfiguration("cmd_vel_topic")),
+                ],
                 output="screen",
                 emulate_tty=True,
             ),

@@ -38,6 +38,10 @@ class Node(Recorder):
     pass
 
 
+class ParameterValue(Recorder):
+    pass
+
+
 @pytest.fixture
 def fake_launch(monkeypatch):
     def module(name, **attrs):
@@ -50,6 +54,7 @@ def fake_launch(monkeypatch):
     module("launch.substitutions", LaunchConfiguration=LaunchConfiguration)
     module("launch_ros")
     module("launch_ros.actions", Node=Node)
+    module("launch_ros.parameter_descriptions", ParameterValue=ParameterValue)
     module("ament_index_python")
     module("ament_index_python.packages", get_package_share_directory=lambda pkg: f"/share/{pkg}")
 
@@ -58,6 +63,8 @@ def configurations(value) -> list[str]:
     """Names of LaunchConfigurations anywhere inside ``value``."""
     if isinstance(value, LaunchConfiguration):
         return [value.args[0]]
+    if isinstance(value, ParameterValue):
+        return configurations(list(value.args))
     if isinstance(value, (list, tuple)):
         return [n for v in value for n in configurations(v)]
     if isinstance(value, dict):
@@ -84,3 +91,20 @@ def test_launch_file_builds_registered_nodes_with_declared_arguments(fake_launch
             assert used in declared, f"{node['executable']} uses undeclared argument {used}"
     for arg in declared.values():
         assert arg.get("description"), "every launch argument says what it is"
+
+
+@pytest.mark.parametrize("name", ["sim", "robot"])
+def test_launch_files_pass_checkpoint_and_ratio_to_the_policy(fake_launch, name):
+    entities = runpy.run_path(str(ROOT / "launch" / f"{name}.launch.py"))[
+        "generate_launch_description"
+    ]()
+    declared = {e.args[0]: e.kwargs for e in entities if isinstance(e, DeclareLaunchArgument)}
+    policy = next(
+        e.kwargs for e in entities if isinstance(e, Node) and e.kwargs["name"] == "policy_node"
+    )
+    used = configurations(policy["parameters"])
+    assert {"checkpoint", "spiking_ratio", "config"} <= set(used)
+    assert float(declared["spiking_ratio"]["default_value"]) == 0.5
+    if name == "sim":  # sim_node publishes /clock, so the simulated loop follows it
+        assert declared["use_sim_time"]["default_value"] == "true"
+        assert any(isinstance(e, Node) and e.kwargs["name"] == "sim_node" for e in entities)

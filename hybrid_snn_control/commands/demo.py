@@ -1,14 +1,23 @@
-"""``hsc demo``: the README's main job, run on the shipped defaults (``config/sim.yaml``).
+"""``hsc demo``: the README's main job — the closed loop in sim with live ratio switching.
 
-Until the closed-loop bring-up exists this is the installation smoke run: it checks the
-components (``hsc doctor``) and measures a real rclpy round trip between two nodes in
-one executor.  The command and its config section stay the same as it grows.
+Brings up sim_node → policy_node → actuator_node → sim_node (one process, one
+single-threaded executor, parameters from ``config/sim.yaml``) with the shipped pursuit
+policy, and an *operator* node that switches ``spiking_ratio`` through a real
+``SetParameters`` service call at the start of each segment (one episode per segment).
+Prints per segment: the task score (the env's ``normalized_score``), the same policy's
+score in a direct lock-step gym rollout on the same world seed, the loop latency (event
+publish → ``cmd_vel`` received, wall clock) and the cost per step (SynOps, MACs,
+energy).  Writes ``report.md``, ``demo.png`` and ``demo.json`` to ``out_dir``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hybrid_snn_control.config import load_node_params, param
 from hybrid_snn_control.paths import config_file
@@ -18,29 +27,364 @@ from hybrid_snn_control.paths import config_file
 class DemoParams:
     """Settings of ``hsc demo`` (section ``hsc_demo`` of the config file)."""
 
-    messages: int = field(
-        default=200, metadata=param(range=(1, 1_000_000), description="round trips to time")
+    ratios: list[float] = field(
+        default_factory=lambda: [0.5, 0.25, 1.0],
+        metadata=param(description="spiking_ratio per segment (one episode each)"),
     )
-    timeout_s: float = field(default=20.0, metadata=param(range=(0.1, 3600.0)))
+    segment_s: float = field(
+        default=15.0, metadata=param(range=(0.5, 600.0), description="sim seconds per segment")
+    )
+    real_time_factor: float = field(
+        default=1.0, metadata=param(range=(0.05, 10.0), description="sim s per wall s")
+    )
+    compare_direct: bool = field(
+        default=True,
+        metadata=param(description="also roll the policy out directly in gym (same seeds)"),
+    )
+    out_dir: str = field(default="runs/demo", metadata=param(description="report folder"))
+    timeout_s: float = field(default=600.0, metadata=param(range=(1.0, 7200.0)))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the main job on the shipped defaults")
+    p = sub.add_parser(
+        "demo",
+        help="closed loop in sim with the shipped policy, switching the spiking ratio live",
+    )
     p.add_argument("--config", default="sim", help="parameter file (shipped name or path)")
+    p.add_argument("--checkpoint", help="policy file (default: the config's / shipped policy)")
+    p.add_argument("--ratios", help="comma-separated ratios, one segment each (e.g. 0.5,0.25,1)")
+    p.add_argument("--segment-s", type=float, help="sim seconds per segment")
+    p.add_argument("--out", help="report folder (default runs/demo)")
+    p.add_argument("--no-compare", action="store_true", help="skip the direct gym rollout")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from hybrid_snn_control.commands.doctor import check_all
-
-    params = load_node_params(config_file(args.config), "hsc_demo", DemoParams)
-    for k, v in check_all().items():
-        print(f"{k:<14} {v}")
-    from hybrid_snn_control.ros.roundtrip import measure_round_trip
-
-    lat = measure_round_trip(params.messages, params.timeout_s)
-    print(
-        f"rclpy round trip over {len(lat)} messages: "
-        f"median {lat[len(lat) // 2] * 1e3:.3f} ms, max {lat[-1] * 1e3:.3f} ms"
-    )
+    path = config_file(args.config).resolve()
+    params = load_node_params(path, "hsc_demo", DemoParams)
+    if args.ratios:
+        params.ratios = [float(r) for r in args.ratios.split(",")]
+    if args.segment_s:
+        params.segment_s = args.segment_s
+    if args.out:
+        params.out_dir = args.out
+    if args.no_compare:
+        params.compare_direct = False
+    for r in params.ratios:
+        if not 0.0 <= r <= 1.0:
+            raise ValueError(f"ratios must be in [0, 1], got {r}")
+    result = run_closed_loop(path, params, args.checkpoint)
+    if params.compare_direct:
+        _direct(path, params, args.checkpoint, result)
+    _print(result)
+    out = Path(params.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "demo.json").write_text(json.dumps(result, indent=1))
+    _plot(result, out / "demo.png")
+    _markdown(result, out / "report.md")
+    print(f"report: {out / 'report.md'}, {out / 'demo.png'}, {out / 'demo.json'}")
     return 0
+
+
+def run_closed_loop(path: Path, params: DemoParams, checkpoint: str | None) -> dict:
+    import numpy as np
+    import rclpy
+    from rcl_interfaces.msg import Parameter as ParameterMsg
+    from rcl_interfaces.msg import ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from std_msgs.msg import String
+
+    from hybrid_snn_control.deploy.controller import percentiles_ms
+    from hybrid_snn_control.ros.actuator_node import ActuatorNode
+    from hybrid_snn_control.ros.policy_node import PolicyNode
+    from hybrid_snn_control.ros.sim_node import SimNode
+
+    ctx = rclpy.Context()
+    rclpy.init(args=["--ros-args", "--params-file", str(path)], context=ctx)
+    nodes = []
+    try:
+        over = [Parameter("spiking_ratio", value=float(params.ratios[0]))]
+        if checkpoint:
+            over.append(Parameter("checkpoint", value=str(checkpoint)))
+        actuator = ActuatorNode(context=ctx)
+        policy = PolicyNode(context=ctx, parameter_overrides=over)
+        sim = SimNode(
+            context=ctx,
+            parameter_overrides=[
+                Parameter("episode_s", value=float(params.segment_s)),
+                Parameter("real_time_factor", value=float(params.real_time_factor)),
+            ],
+        )
+        operator = Node("demo_operator", context=ctx)
+        nodes = [actuator, policy, sim, operator]
+        client = operator.create_client(SetParameters, "/policy_node/set_parameters")
+        statuses: list[dict] = []
+        operator.create_subscription(
+            String, "/policy_node/status", lambda m: statuses.append(json.loads(m.data)), 100
+        )
+        ex = SingleThreadedExecutor(context=ctx)
+        for n in nodes:
+            ex.add_node(n)
+        if not client.wait_for_service(timeout_sec=10.0):
+            raise RuntimeError("policy_node's set_parameters service did not appear")
+
+        def set_ratio(r: float) -> tuple[bool, str, float]:
+            req = SetParameters.Request()
+            req.parameters = [
+                ParameterMsg(
+                    name="spiking_ratio",
+                    value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=r),
+                )
+            ]
+            t0 = time.monotonic()
+            fut = client.call_async(req)
+            while not fut.done():
+                ex.spin_once(timeout_sec=0.01)
+            res = fut.result().results[0]
+            return res.successful, res.reason, time.monotonic() - t0
+
+        switches = []
+        deadline = time.monotonic() + params.timeout_s
+        t_wall0 = time.monotonic()
+        n_steps = round(params.segment_s * sim.params.values.control_hz)
+
+        def spin_until(cond) -> None:
+            while not cond():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"demo did not finish within {params.timeout_s} s")
+                ex.spin_once(timeout_sec=0.02)
+
+        for k in range(len(params.ratios)):
+            if k + 1 < len(params.ratios):
+                # switch a few steps before this episode ends, so the next episode (state
+                # reset at its start) runs wholly at the new ratio
+                spin_until(lambda k=k: len(sim.episodes) > k or sim._steps >= n_steps - 5)
+                r = params.ratios[k + 1]
+                at = policy.steps
+                ok, reason, dt = set_ratio(r)
+                switches.append(
+                    {
+                        "segment": k + 1,
+                        "ratio": r,
+                        "ok": ok,
+                        "reason": reason,
+                        "call_ms": dt * 1e3,
+                        "at_step": at,
+                    }
+                )
+                print(
+                    f"SetParameters spiking_ratio={r}: {'accepted' if ok else reason} "
+                    f"({dt * 1e3:.1f} ms, policy step {at})",
+                    flush=True,
+                )
+            spin_until(lambda k=k: len(sim.episodes) > k)
+        wall_s = time.monotonic() - t_wall0
+        # one bad value, to show the validation (the old ratio must stay)
+        ok, reason, _ = set_ratio(1.5)
+        rejected = {
+            "value": 1.5,
+            "accepted": ok,
+            "reason": reason,
+            "ratio_after": policy.controller.spiking_ratio,
+        }
+        segments = []
+        for k, r in enumerate(params.ratios):
+            ep = sim.episodes[k]
+            rows = [s for s in statuses if s.get("spiking_ratio") == r]
+            lat = sim.loop_latency_s  # all steps; per segment below from episode records
+            seg = {
+                "segment": k,
+                "ratio": r,
+                "seed": ep["seed"],
+                "score": ep.get("normalized_score"),
+                "steps": ep["steps"],
+                "late_commands": ep["late_commands"],
+                "synops_per_step": _mean(rows, "synops"),
+                "macs_per_step": _mean(rows, "macs"),
+                "energy_nj_per_step": _mean(rows, "energy_pj") / 1e3,
+                "firing_rate": float(np.mean([np.mean(s.get("firing_rate") or [0]) for s in rows]))
+                if rows
+                else float("nan"),
+                "step_latency_ms": percentiles_ms([s["step_latency_ms"] / 1e3 for s in rows]),
+            }
+            segments.append(seg)
+        traj = np.asarray(sim.trajectory)
+        return {
+            "config": str(path),
+            "checkpoint": policy.params.values.checkpoint or "shipped pursuit policy",
+            "segment_s": params.segment_s,
+            "wall_s": wall_s,
+            "segments": segments,
+            "switches": switches,
+            "rejected": rejected,
+            "loop_latency_ms": percentiles_ms(lat),
+            "loop_latency_samples": len(lat),
+            "trajectory": traj.tolist(),
+            "timeline": [
+                [
+                    s["stamp_us"],
+                    s["spiking_ratio"],
+                    s.get("energy_pj", float("nan")),
+                    s["step_latency_ms"],
+                ]
+                for s in statuses
+                if s.get("stamp_us") is not None
+            ],
+        }
+    finally:
+        if nodes:
+            try:
+                nodes[0].safe_stop()
+            except Exception:  # noqa: BLE001
+                pass
+        for n in reversed(nodes):
+            n.destroy_node()
+        rclpy.shutdown(context=ctx)
+
+
+def _mean(rows: list[dict], key: str) -> float:
+    vals = [r[key] for r in rows if key in r]
+    return sum(vals) / len(vals) if vals else float("nan")
+
+
+def _direct(path: Path, params: DemoParams, checkpoint: str | None, result: dict) -> None:
+    """The same policy, seeds and ratios in a lock-step gym loop (no ROS)."""
+    from hybrid_snn_control.config import load_node_params
+    from hybrid_snn_control.deploy.controller import PolicyController, rollout_episode
+    from hybrid_snn_control.ros.policy_node import resolve_checkpoint
+    from hybrid_snn_control.ros.settings import PolicySettings, SimSettings
+    from hybrid_snn_control.ros.sim_node import make_env
+    from hybrid_snn_control.sim.rover_env import OMEGA_MAX_RADPS, V_MAX_MPS
+
+    ps = load_node_params(path, "policy_node", PolicySettings)
+    ss = load_node_params(path, "sim_node", SimSettings)
+    ss = dataclasses.replace(ss, episode_s=params.segment_s)
+    ctl = PolicyController(
+        resolve_checkpoint(checkpoint or ps.checkpoint),
+        max_linear_mps=ps.max_linear_mps,
+        max_angular_rps=ps.max_angular_rps,
+    )
+    env = make_env(ss)
+    try:
+        for seg in result["segments"]:
+            ctl.set_ratio(seg["ratio"])
+            m = rollout_episode(ctl, env, seg["seed"], V_MAX_MPS, OMEGA_MAX_RADPS)
+            seg["direct_score"] = m["normalized_score"]
+    finally:
+        env.close()
+
+
+def _fmt(x, spec=".3f") -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def _table(result: dict) -> list[str]:
+    lines = [
+        "| segment | ratio | score (ROS loop) | score (direct gym) | late cmds | SynOps/step "
+        "| MACs/step | energy nJ/step | firing rate | policy step p50 / p99 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in result["segments"]:
+        lat = s["step_latency_ms"]
+        lines.append(
+            f"| {s['segment']} | {s['ratio']:g} | {_fmt(s['score'])} | "
+            f"{_fmt(s.get('direct_score'))} | {s['late_commands']}/{s['steps']} | "
+            f"{s['synops_per_step']:.0f} | {s['macs_per_step']:.0f} | "
+            f"{s['energy_nj_per_step']:.1f} | {s['firing_rate']:.3f} | "
+            f"{lat['p50']:.2f} / {lat['p99']:.2f} |"
+        )
+    return lines
+
+
+def _print(result: dict) -> None:
+    print()
+    print("\n".join(_table(result)))
+    lat = result["loop_latency_ms"]
+    print(
+        f"\nloop latency (event packet published → cmd_vel received, "
+        f"{result['loop_latency_samples']} steps): p50 {lat['p50']:.2f} ms, "
+        f"p90 {lat['p90']:.2f} ms, p99 {lat['p99']:.2f} ms"
+    )
+    rej = result["rejected"]
+    print(
+        f"spiking_ratio={rej['value']} rejected: {rej['reason']!r}; "
+        f"ratio stays {rej['ratio_after']:g}"
+    )
+
+
+def _markdown(result: dict, path: Path) -> None:
+    lat = result["loop_latency_ms"]
+    text = [
+        "# hsc demo: closed loop in sim with live ratio switching",
+        "",
+        f"Policy: {result['checkpoint']}; config: {result['config']}; "
+        f"{len(result['segments'])} segments of {result['segment_s']:g} s sim time "
+        f"(one episode each); wall time {result['wall_s']:.1f} s.",
+        "",
+        *_table(result),
+        "",
+        "Scores are the env's `normalized_score` (mean per-step reward in [0, 1]); the direct "
+        "gym column runs the same controller lock-step on the same world seed.  Late cmds: "
+        "steps that ran on an older command than a lock-step rollout would.",
+        "",
+        f"Loop latency (event packet published → `cmd_vel` received, wall clock, "
+        f"{result['loop_latency_samples']} steps): p50 {lat['p50']:.2f} ms, "
+        f"p90 {lat['p90']:.2f} ms, p99 {lat['p99']:.2f} ms.",
+        "",
+        "Ratio switches (SetParameters from another node):",
+        "",
+        *[
+            f"* segment {s['segment']}: {s['ratio']:g} "
+            f"{'accepted' if s['ok'] else 'rejected: ' + s['reason']} "
+            f"(service call {s['call_ms']:.1f} ms, at policy step {s['at_step']})"
+            for s in result["switches"]
+        ],
+        f"* invalid value {result['rejected']['value']}: rejected "
+        f"(`{result['rejected']['reason']}`), ratio stayed {result['rejected']['ratio_after']:g}",
+        "",
+        "![trajectory and ratio/cost timeline](demo.png)",
+        "",
+    ]
+    path.write_text("\n".join(text))
+
+
+def _plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    traj = np.asarray(result["trajectory"])
+    tl = np.asarray(result["timeline"], dtype=float)
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 5))
+    n = len(result["segments"])
+    if len(traj):
+        bounds = np.linspace(traj[0, 0], traj[-1, 0], n + 1)
+        for k, seg in enumerate(result["segments"]):
+            sel = (traj[:, 0] >= bounds[k]) & (traj[:, 0] <= bounds[k + 1])
+            ax0.plot(traj[sel, 1], traj[sel, 2], label=f"rover, r={seg['ratio']:g}")
+            ax0.plot(traj[sel, 3], traj[sel, 4], "--", color="gray", lw=0.8)
+    ax0.set(
+        xlim=(-2.5, 2.5),
+        ylim=(-2.5, 2.5),
+        aspect="equal",
+        xlabel="x (m)",
+        ylabel="y (m)",
+        title="rover (solid) and target (dashed)",
+    )
+    ax0.legend(fontsize=8)
+    if len(tl):
+        t = (tl[:, 0] - tl[0, 0]) * 1e-6
+        ax1.plot(t, tl[:, 2] / 1e3, lw=0.6, label="energy / step (nJ)")
+        ax1.set(xlabel="sim time (s)", ylabel="energy per step (nJ)")
+        ax2 = ax1.twinx()
+        ax2.step(t, tl[:, 1], color="C3", where="post", label="spiking_ratio")
+        ax2.set(ylabel="spiking_ratio", ylim=(-0.05, 1.05))
+        ax1.set_title("ratio switches and cost per step")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

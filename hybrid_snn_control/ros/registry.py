@@ -18,6 +18,8 @@ __all__ = ["NODES", "node_class", "node_module"]
 NODES: dict[str, str] = {
     "actuator_node": "hybrid_snn_control.ros.actuator_node:ActuatorNode",
     "event_camera_node": "hybrid_snn_control.ros.event_camera_node:EventCameraNode",
+    "policy_node": "hybrid_snn_control.ros.policy_node:PolicyNode",
+    "sim_node": "hybrid_snn_control.ros.sim_node:SimNode",
 }
 
 

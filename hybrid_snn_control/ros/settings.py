@@ -15,7 +15,7 @@ from typing import Literal
 from hybrid_snn_control.config import param
 from hybrid_snn_control.events.simulator import SimulatorParams
 
-__all__ = ["ActuatorSettings", "EventCameraSettings"]
+__all__ = ["ActuatorSettings", "EventCameraSettings", "PolicySettings", "SimSettings"]
 
 
 @dataclass
@@ -144,3 +144,169 @@ class EventCameraSettings:
         default=1.0,
         metadata=param(range=(0.05, 60.0), description="/diagnostics period, s", read_only=True),
     )
+
+
+@dataclass
+class PolicySettings:
+    """Parameters of ``policy_node`` (section ``policy_node``)."""
+
+    checkpoint: str = field(
+        default="",
+        metadata=param(
+            description="policy file (.safetensors checkpoint, or an exported .pt/.onnx for "
+            "those backends); empty: the shipped pursuit policy",
+            read_only=True,
+        ),
+    )
+    spiking_ratio: float = field(
+        default=0.5,
+        metadata=param(
+            range=(0.0, 1.0),
+            description="fraction of spiking units (hot swap: masks only, from the next "
+            "control step, state of kept units kept)",
+        ),
+    )
+    rate_hz: float = field(
+        default=50.0,
+        metadata=param(
+            range=(1.0, 1000.0),
+            description="control rate (trigger: timer); the policy was trained at the sim's "
+            "control rate (50 Hz)",
+            read_only=True,
+        ),
+    )
+    trigger: Literal["timer", "events"] = field(
+        default="timer",
+        metadata=param(
+            description="timer: step every 1/rate_hz on the events since the last step; "
+            "events: step once per incoming event packet (a simulator or driver that sends "
+            "one packet per control period; lowest latency)",
+            read_only=True,
+        ),
+    )
+    backend: Literal["torch", "torchscript", "onnxruntime"] = field(
+        default="torch",
+        metadata=param(
+            description="torch (eager, cost accounting per step), torchscript or onnxruntime "
+            "(exported step graphs; latency only)",
+            read_only=True,
+        ),
+    )
+    device: Literal["cpu", "cuda"] = field(
+        default="cpu", metadata=param(description="torch device", read_only=True)
+    )
+    threads: int = field(
+        default=1,
+        metadata=param(range=(1, 64), description="intra-op threads", read_only=True),
+    )
+    proprio_source: Literal["joint_states", "odom", "none"] = field(
+        default="joint_states",
+        metadata=param(
+            description="wheel speeds from sensor_msgs/JointState on 'joint_states' (names "
+            "left_wheel_joint / right_wheel_joint), from nav_msgs/Odometry on 'odom' (diff-drive "
+            "inverse kinematics), or none (zeros); IMU from sensor_msgs/Imu on 'imu' always",
+            read_only=True,
+        ),
+    )
+    left_wheel_joint: str = field(
+        default="left_wheel", metadata=param(description="JointState name of the left wheel")
+    )
+    right_wheel_joint: str = field(
+        default="right_wheel", metadata=param(description="JointState name of the right wheel")
+    )
+    wheel_speed_max_radps: float = field(
+        default=22.0,
+        metadata=param(range=(0.1, 1000.0), description="wheel speed normalization, rad/s"),
+    )
+    track_width_m: float = field(
+        default=0.17,
+        metadata=param(range=(0.01, 10.0), description="proprio_source odom: track width, m"),
+    )
+    wheel_radius_m: float = field(
+        default=0.035,
+        metadata=param(range=(0.001, 10.0), description="proprio_source odom: wheel radius, m"),
+    )
+    max_linear_mps: float = field(
+        default=0.6,
+        metadata=param(range=(0.0, 100.0), description="linear.x at action +1, m/s"),
+    )
+    max_angular_rps: float = field(
+        default=4.0,
+        metadata=param(range=(0.0, 100.0), description="angular.z at action +1, rad/s"),
+    )
+    frame_id: str = field(default="base_link", metadata=param(description="header.frame_id of cmd"))
+    status_every_steps: int = field(
+        default=1,
+        metadata=param(range=(1, 100000), description="publish ~/status every N steps"),
+    )
+    diagnostics_period_s: float = field(
+        default=1.0,
+        metadata=param(range=(0.05, 60.0), description="/diagnostics period, s", read_only=True),
+    )
+
+
+@dataclass
+class SimSettings:
+    """Parameters of ``sim_node`` (section ``sim_node``)."""
+
+    task: Literal["pursuit", "navigation"] = field(
+        default="pursuit", metadata=param(description="sim task", read_only=True)
+    )
+    seed: int = field(
+        default=0,
+        metadata=param(
+            range=(0, 2**62), description="world seed of the first episode (+1 per episode)"
+        ),
+    )
+    shift: str = field(
+        default="nominal",
+        metadata=param(description="held-out shift (nominal, dim, flicker, ...)", read_only=True),
+    )
+    randomize: bool = field(
+        default=True, metadata=param(description="randomize worlds per episode", read_only=True)
+    )
+    camera_width: int = field(
+        default=32, metadata=param(range=(8, 1024), description="camera / event sensor width")
+    )
+    camera_height: int = field(
+        default=32, metadata=param(range=(8, 1024), description="camera / event sensor height")
+    )
+    control_hz: float = field(
+        default=50.0, metadata=param(range=(1.0, 500.0), description="env control rate, Hz")
+    )
+    episode_s: float = field(
+        default=20.0, metadata=param(range=(0.1, 3600.0), description="episode length, s")
+    )
+    real_time_factor: float = field(
+        default=1.0,
+        metadata=param(
+            range=(0.01, 100.0), description="sim seconds per wall second (steady clock)"
+        ),
+    )
+    cmd_type: Literal["twist_stamped", "twist"] = field(
+        default="twist_stamped",
+        metadata=param(description="cmd_vel message type", read_only=True),
+    )
+    publish_events: bool = field(
+        default=True,
+        metadata=param(
+            description="publish the env's own events (one PointCloud2 per control step, "
+            "empty ones too) on 'events'",
+            read_only=True,
+        ),
+    )
+    publish_images: bool = field(
+        default=False,
+        metadata=param(
+            description="publish the camera frames (rgb8) on 'image' for event_camera_node",
+            read_only=True,
+        ),
+    )
+    frame_id: str = field(default="odom", metadata=param(description="odometry frame"))
+    camera_frame_id: str = field(
+        default="event_camera", metadata=param(description="camera / events frame")
+    )
+
+    def __post_init__(self) -> None:
+        if self.task not in ("pursuit", "navigation"):
+            raise ValueError(f"task must be pursuit or navigation, got {self.task!r}")

@@ -1,0 +1,268 @@
+"""policy_node: event packets (+ wheel speeds, IMU) → the hybrid policy → ``cmd``.
+
+Subscribes ``events`` (PointCloud2 packets, sensor-data QoS), ``joint_states`` or
+``odom`` (wheel speeds, ``proprio_source``), ``imu`` (``sensor_msgs/Imu``) and
+``episode`` (``std_msgs/UInt32`` from sim_node: a new episode resets the state).
+Publishes ``cmd`` (``geometry_msgs/TwistStamped``, reliable depth 1, stamped with the
+time of the newest event used), ``~/status`` (``std_msgs/String``, JSON: ratio, firing
+rates, SynOps / MACs / energy of the step, step latency, drops) and ``/diagnostics``.
+Service ``~/reset`` (``std_srvs/Trigger``) zeroes the recurrent state.
+
+``spiking_ratio`` is declared with ``FloatingPointRange(0, 1)`` and validated on every
+set-parameters call (out of range, NaN, wrong type → rejected with the reason, the old
+ratio stays); an accepted value is a mask change applied at the next control step.
+The step itself lives in :class:`hybrid_snn_control.deploy.controller.PolicyController`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import TwistStamped
+from nav_msgs.msg import Odometry
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Imu, JointState, PointCloud2
+from std_msgs.msg import String, UInt32
+from std_srvs.srv import Trigger
+
+from hybrid_snn_control.deploy.controller import (
+    EventAccumulator,
+    PolicyController,
+    proprio_vector,
+    wheel_speeds_from_twist,
+)
+from hybrid_snn_control.events.codecs import us_to_stamp
+from hybrid_snn_control.ros.actuator_node import COMMAND_QOS, ESTOP_QOS
+from hybrid_snn_control.ros.event_msgs import pointcloud2_to_events, stamp_us_of
+from hybrid_snn_control.ros.params import ParameterBinding
+from hybrid_snn_control.ros.settings import PolicySettings
+
+
+def resolve_checkpoint(path: str) -> str:
+    """``path``, or the shipped policy when empty (FileNotFoundError saying what to do)."""
+    if path:
+        return path
+    from hybrid_snn_control.training.default_policy import default_policy_path
+
+    try:
+        return str(default_policy_path())
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            "no checkpoint given and the shipped policy (policies/pursuit_default.safetensors) "
+            "is not installed; pass -p checkpoint:=<file.safetensors>"
+        ) from None
+
+
+class PolicyNode(Node):
+    """Runs the hybrid policy on the event stream and publishes velocity commands."""
+
+    def __init__(self, node_name: str = "policy_node", **kwargs) -> None:
+        super().__init__(node_name, **kwargs)
+        self.params = ParameterBinding(self, PolicySettings)
+        s = self.params.values
+        self.controller = PolicyController(
+            resolve_checkpoint(s.checkpoint),
+            backend=s.backend,
+            device=s.device,
+            spiking_ratio=s.spiking_ratio,
+            max_linear_mps=s.max_linear_mps,
+            max_angular_rps=s.max_angular_rps,
+            threads=s.threads,
+        )
+        _, h, w = self.controller.event_shape
+        self.events = EventAccumulator(w, h)
+        self.params.on_change("spiking_ratio", self._set_ratio)
+        for name in ("max_linear_mps", "max_angular_rps"):
+            self.params.on_change(name, self._set_scale)
+        self._wheels: tuple[float, float] | None = None
+        self._gyro: tuple[float, float, float] | None = None
+        self._accel: tuple[float, float, float] | None = None
+        self.steps = 0
+        self.resets = 0
+        self.dropped_malformed = 0
+        self.dropped_out_of_range = 0
+        self.last_step: dict = {}
+        self._latencies: list[float] = []
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+
+        self._cmd = self.create_publisher(TwistStamped, "cmd", COMMAND_QOS)
+        self._status = self.create_publisher(String, "~/status", 10)
+        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        # proprioception first: with one executor, ready callbacks run in creation order,
+        # so a sim step's wheel/IMU messages are in before its events trigger a step
+        if s.proprio_source == "joint_states":
+            self.create_subscription(
+                JointState, "joint_states", self._on_joint_states, qos_profile_sensor_data
+            )
+        elif s.proprio_source == "odom":
+            self.create_subscription(Odometry, "odom", self._on_odom, qos_profile_sensor_data)
+        self.create_subscription(Imu, "imu", self._on_imu, qos_profile_sensor_data)
+        self.create_subscription(UInt32, "episode", self._on_episode, ESTOP_QOS)
+        self.create_subscription(PointCloud2, "events", self._on_events, qos_profile_sensor_data)
+        self.create_service(Trigger, "~/reset", self._on_reset)
+        if s.trigger == "timer":
+            self.create_timer(1.0 / s.rate_hz, self._control_step, clock=self._steady)
+        self.create_timer(s.diagnostics_period_s, self._publish_diagnostics, clock=self._steady)
+        c = self.controller
+        cadence = f"every {1e3 / s.rate_hz:g} ms" if s.trigger == "timer" else "per event packet"
+        self.get_logger().info(
+            f"policy {c.meta.get('policy_config', {}).get('event_shape')} "
+            f"({s.backend} on {s.device}) at spiking_ratio {c.spiking_ratio:g}, step {cadence}; "
+            f"proprio from {s.proprio_source} + imu"
+        )
+
+    # -- inputs ------------------------------------------------------------------------
+    def _on_events(self, msg: PointCloud2) -> None:
+        try:
+            events = pointcloud2_to_events(msg)
+        except ValueError as exc:
+            self.dropped_malformed += 1
+            self._warn_drop(f"malformed PointCloud2: {exc}")
+            return
+        reason = self.events.push(events, stamp_us_of(msg))
+        if reason is not None:
+            self.dropped_out_of_range += 1
+            self._warn_drop(reason)
+            return
+        if self.params.values.trigger == "events":
+            self._control_step()
+
+    def _warn_drop(self, reason: str) -> None:
+        n = self.dropped_malformed + self.dropped_out_of_range
+        self.get_logger().warning(f"dropped {reason} ({n} so far)", throttle_duration_sec=1.0)
+
+    def _on_joint_states(self, msg: JointState) -> None:
+        s = self.params.values
+        try:
+            i = msg.name.index(s.left_wheel_joint)
+            j = msg.name.index(s.right_wheel_joint)
+            self._wheels = (msg.velocity[i], msg.velocity[j])
+        except (ValueError, IndexError):
+            self._warn_drop(
+                f"joint_states without velocities of {s.left_wheel_joint}/{s.right_wheel_joint}"
+            )
+
+    def _on_odom(self, msg: Odometry) -> None:
+        s = self.params.values
+        t = msg.twist.twist
+        self._wheels = wheel_speeds_from_twist(
+            t.linear.x, t.angular.z, s.track_width_m, s.wheel_radius_m
+        )
+
+    def _on_imu(self, msg: Imu) -> None:
+        g, a = msg.angular_velocity, msg.linear_acceleration
+        self._gyro, self._accel = (g.x, g.y, g.z), (a.x, a.y, a.z)
+
+    def _on_episode(self, msg: UInt32) -> None:
+        self.controller.reset()
+        self.events.take()  # events of the old episode must not leak into the new one
+        self.resets += 1
+        self.get_logger().info(f"episode {msg.data}: recurrent state reset")
+
+    def _on_reset(self, _request, response):
+        self.controller.reset()
+        self.resets += 1
+        response.success, response.message = True, "recurrent state cleared"
+        self.get_logger().info("reset service: recurrent state cleared")
+        return response
+
+    # -- the control step ----------------------------------------------------------------
+    def _control_step(self) -> None:
+        s = self.params.values
+        frame, newest_us, n_events = self.events.take()
+        proprio = proprio_vector(self._wheels, self._gyro, self._accel, s.wheel_speed_max_radps)
+        out = self.controller.step(frame, proprio)
+        cmd = TwistStamped()
+        cmd.header.frame_id = s.frame_id
+        if newest_us is not None:
+            cmd.header.stamp.sec, cmd.header.stamp.nanosec = us_to_stamp(newest_us)
+        else:  # no input at all since the last step
+            cmd.header.stamp = self.get_clock().now().to_msg()
+        cmd.twist.linear.x, cmd.twist.angular.z = out.linear_mps, out.angular_rps
+        self._cmd.publish(cmd)
+        self.steps += 1
+        self._latencies.append(out.latency_s)
+        if len(self._latencies) > 1000:
+            del self._latencies[:500]
+        status = {
+            "step": self.steps,
+            "stamp_us": newest_us,
+            "spiking_ratio": out.spiking_ratio,
+            "events": n_events,
+            "linear_mps": out.linear_mps,
+            "angular_rps": out.angular_rps,
+            "step_latency_ms": out.latency_s * 1e3,
+            "dropped_malformed": self.dropped_malformed,
+            "dropped_out_of_range": self.dropped_out_of_range,
+            "resets": self.resets,
+        }
+        if out.cost is not None:
+            status.update(
+                synops=out.cost.synops,
+                macs=out.cost.macs,
+                energy_pj=out.cost.energy_pj,
+                firing_rate=out.cost.firing_rate,
+            )
+        self.last_step = status
+        if self.steps % s.status_every_steps == 0:
+            self._status.publish(String(data=json.dumps(status)))
+
+    # -- parameter changes ---------------------------------------------------------------
+    def _set_ratio(self, value: float) -> None:
+        old = self.controller.spiking_ratio
+        t0 = time.perf_counter()
+        self.controller.set_ratio(value)
+        self.get_logger().info(
+            f"spiking_ratio {old:g} → {value:g} from the next step "
+            f"(masks only, {1e6 * (time.perf_counter() - t0):.0f} µs; state kept)"
+        )
+
+    def _set_scale(self, _value: float) -> None:
+        s = self.params.values
+        self.controller.max_linear_mps = s.max_linear_mps
+        self.controller.max_angular_rps = s.max_angular_rps
+
+    def _publish_diagnostics(self) -> None:
+        lat = sorted(self._latencies)
+        drops = self.dropped_malformed + self.dropped_out_of_range
+        level, message = DiagnosticStatus.OK, "stepping" if self.steps else "waiting for events"
+        if drops:
+            level, message = DiagnosticStatus.WARN, f"{drops} input packets dropped"
+        values = {
+            "spiking_ratio": f"{self.controller.spiking_ratio:g}",
+            "backend": self.controller.backend,
+            "steps": self.steps,
+            "resets": self.resets,
+            "dropped_malformed": self.dropped_malformed,
+            "dropped_out_of_range": self.dropped_out_of_range,
+            "step_latency_p50_ms": f"{lat[len(lat) // 2] * 1e3:.3f}" if lat else "none",
+            "step_latency_max_ms": f"{lat[-1] * 1e3:.3f}" if lat else "none",
+        }
+        for k in ("synops", "energy_pj"):
+            if k in self.last_step:
+                values[f"{k}_per_step"] = f"{self.last_step[k]:.0f}"
+        status = DiagnosticStatus(
+            level=level,
+            name=f"{self.get_name()}: policy",
+            message=message,
+            hardware_id=self.get_fully_qualified_name(),
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
+        )
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diagnostics.publish(array)
+
+
+def main(args: list[str] | None = None) -> int:
+    from hybrid_snn_control.ros.runner import run_nodes
+
+    return run_nodes([PolicyNode], args=sys.argv if args is None else args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -230,3 +230,27 @@ def test_rate_trace_scan_equals_step(rate_decay):
     assert torch.allclose(torch.stack(ys), y_seq, atol=1e-9)
     assert torch.allclose(state.trace, s_seq.trace, atol=1e-9)
     assert torch.isfinite(y_seq).all()
+
+
+@pytest.mark.parametrize("spiking", ["lif", "alif", "rf"])
+def test_fused_kernels_give_autograd_gradients(spiking):
+    from hybrid_snn_control.neurons.fused import unfused
+
+    net = make_net(spiking, "lstm")
+    x = seq(steps=19)
+    state0 = net.initial_state(3)
+    trace0 = torch.rand(3, 8, dtype=torch.float64, requires_grad=True)
+    state0 = state0._replace(trace=trace0)
+    grads = []
+    for fused in (True, False):
+        net.zero_grad()
+        trace0.grad = None
+        if fused:
+            y, _ = net(x, state0)
+        else:
+            with unfused():
+                y, _ = net(x, state0)
+        (y * torch.linspace(-1, 1, 3, dtype=y.dtype)).sum().backward()
+        grads.append([p.grad.clone() for p in net.parameters()] + [trace0.grad.clone()])
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-10)

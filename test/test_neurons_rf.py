@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from hybrid_snn_control.neurons import RF
+from hybrid_snn_control.neurons.fused import unfused
 from hybrid_snn_control.neurons.rf import diagonal_linear_scan, hippo_legs_imag
 
 
@@ -31,12 +32,15 @@ def test_rf_sequence_scan_equals_step_values_and_gradients():
     x = 3 * torch.randn(50, 3, 4, dtype=torch.float64)
     state = cell.initial_state(3)
     state = type(state)(
-        torch.rand(3, 16, dtype=torch.float64), torch.rand(3, 16, dtype=torch.float64)
+        torch.rand(3, 16, dtype=torch.float64).requires_grad_(),
+        torch.rand(3, 16, dtype=torch.float64).requires_grad_(),
     )
     w = torch.randn(50, 3, 16, dtype=torch.float64)
     grads = []
     for mode in ("scan", "step"):
         cell.zero_grad()
+        for t in state:
+            t.grad = None
         if mode == "scan":
             y, s = cell(x, state)
         else:
@@ -46,13 +50,27 @@ def test_rf_sequence_scan_equals_step_values_and_gradients():
                 ys.append(yt)
             y = torch.stack(ys)
         ((y * w).sum() + (s.z_re * 0.3 + s.z_im * 0.7).sum()).backward()
-        grads.append((y.detach(), s, [p.grad.clone() for p in cell.parameters()]))
+        grads.append(
+            (
+                y.detach(),
+                s,
+                [p.grad.clone() for p in cell.parameters()] + [t.grad.clone() for t in state],
+            )
+        )
     (y1, s1, g1), (y2, s2, g2) = grads
     assert 0 < y1.mean() < 1
     assert torch.equal(y1, y2)
     assert torch.allclose(s1.z_re, s2.z_re, atol=1e-9)
     assert torch.allclose(s1.z_im, s2.z_im, atol=1e-9)
+    assert len(g1) == 6  # a, omega, log dt, B, and both halves of the initial state
     for a, b in zip(g1, g2):
+        assert torch.allclose(a, b, atol=1e-8, rtol=1e-6)
+    # the hand-written adjoint of the scan equals autograd through the scan
+    with unfused():
+        cell.zero_grad()
+        y, s = cell(x, state)
+        ((y * w).sum() + (s.z_re * 0.3 + s.z_im * 0.7).sum()).backward()
+    for a, b in zip(g1, [p.grad for p in cell.parameters()]):
         assert torch.allclose(a, b, atol=1e-8, rtol=1e-6)
 
 

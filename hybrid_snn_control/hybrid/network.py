@@ -53,7 +53,7 @@ from torch import Tensor, nn
 
 from hybrid_snn_control.hybrid.layer import HybridLayer, HybridLayerState
 from hybrid_snn_control.neurons import state as state_utils
-from hybrid_snn_control.neurons.rf import diagonal_linear_scan
+from hybrid_snn_control.neurons.rf import linear_scan
 
 
 class HybridState(NamedTuple):
@@ -338,10 +338,7 @@ class HybridNetwork(nn.Module):
             device=h.device,
         )
         traces = (
-            diagonal_linear_scan(
-                torch.exp(log_kappa), (1.0 - self.rate_decay) * h[..., :n], state.trace, log_kappa
-            )
-            * spiking_mask
+            linear_scan(log_kappa, (1.0 - self.rate_decay) * h[..., :n], state.trace) * spiking_mask
         )
         trace = traces[-1]
         features = torch.cat([traces, h[..., n:]], dim=-1)

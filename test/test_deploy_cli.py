@@ -28,6 +28,8 @@ def test_hsc_export_writes_a_loadable_artefact(checkpoint, tmp_path, capsys, fmt
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "spiking_ratio" in text and "next_state.trace" in text
+    if fmt == "onnx":
+        assert "--minShapes=events:1x2x64x64,proprio:1x8,state.layer0.spiking.v:1x16" in text
     meta = json.loads((tmp_path / f"p.{fmt}.json").read_text())
     assert meta["format"] == fmt
     rt = load_runtime(out, backend)

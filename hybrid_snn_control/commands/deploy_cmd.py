@@ -105,6 +105,11 @@ def run_export(args: argparse.Namespace) -> int:
         print(f"{group}:")
         for io in meta[group]:
             print(f"  {io['name']:<32} {io['dtype']:<8} {io['shape']}")
+    if args.format == "onnx":
+        from hybrid_snn_control.deploy.export import trtexec_command
+
+        print("TensorRT engine on a Jetson (batch 1, see docs/deploy.md):")
+        print("  " + trtexec_command(meta, out.name))
     return 0
 
 

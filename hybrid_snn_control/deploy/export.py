@@ -69,6 +69,7 @@ __all__ = [
     "export_policy",
     "onnx_bytes",
     "trace_torchscript",
+    "trtexec_command",
 ]
 
 
@@ -286,6 +287,20 @@ def artefact_metadata(
         "checkpoint_sha256": ckpt.get("sha256"),
         "checkpoint_path": ckpt.get("path"),
     }
+
+
+def trtexec_command(meta: dict[str, Any], onnx_path: str | Path, batch_size: int = 1) -> str:
+    """A ``trtexec`` line that builds an fp16 TensorRT engine for ``batch_size`` (Jetson)."""
+    shapes = ",".join(
+        f"{io['name']}:" + "x".join(str(batch_size if d == "batch" else d) for d in io["shape"])
+        for io in meta["inputs"]
+        if "batch" in io["shape"]
+    )
+    engine = Path(onnx_path).with_suffix(".engine").name
+    return (
+        f"trtexec --onnx={onnx_path} --saveEngine={engine} --fp16 "
+        f"--minShapes={shapes} --optShapes={shapes} --maxShapes={shapes}"
+    )
 
 
 def checkpoint_sha256(path: str | Path) -> str | None:

@@ -353,3 +353,29 @@ def test_every_cell_kind_exports_and_matches_eager(tmp_path, spiking, recurrent)
         a, s, _ = _run(rt, events, proprio, changes)
         assert np.abs(a - ref_a).max() <= TOL_FP32, backend
         assert _max_state_diff(s, ref_s) <= TOL_FP32, backend
+
+
+def test_policy_node_controller_behaves_the_same_on_every_backend(checkpoint, artefacts):
+    """The policy node's core (deploy/controller.py) on torch / torchscript / onnxruntime:
+    same actions over 60 steps with a live ratio change, same reset."""
+    from hybrid_snn_control.deploy.controller import PolicyController
+
+    events, proprio = input_sequence(60, 1)
+    paths = {
+        "torch": checkpoint,
+        "torchscript": artefacts["torchscript"],
+        "onnxruntime": artefacts["onnx_dynamo"],
+    }
+    runs = {}
+    for backend, path in paths.items():
+        ctl = PolicyController(path, backend=backend)
+        actions = []
+        for t in range(60):
+            if t == 30:
+                ctl.set_ratio(0.75)
+            actions.append(ctl.step(events[t, 0], proprio[t, 0]).action)
+        ctl.reset()
+        assert all(np.abs(s).max() == 0 for s in ctl.state_arrays())
+        runs[backend] = np.array(actions)
+    for backend in ("torchscript", "onnxruntime"):
+        assert np.abs(runs[backend] - runs["torch"]).max() <= TOL_FP32, backend

@@ -31,6 +31,9 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 _ENABLED = [True]
+#: Time steps per vectorized block in the LIF backward (8 measured fastest of 4/8/16/32
+#: for B = 32, N = 256 on the dev CPU: small enough to stay in cache).
+BACKWARD_CHUNK = 8
 
 
 def fused_enabled() -> bool:
@@ -213,49 +216,49 @@ def _backward_lif(
     chunk: int,
 ):
     # gu_t = g_t go_t + gv_t c_t with gv_t = decay * gu_{t+1}: everything but this one
-    # linear recursion is vectorized over chunks of `chunk` steps (cache-sized blocks).
+    # linear recursion is vectorized over chunks of `chunk` steps (cache-sized blocks);
+    # the loop writes gu and gv straight into buffers (2 ops per step, no cat).
     T = u_seq.shape[0]
     g_current = torch.empty_like(u_seq)
+    gv_buf = torch.empty_like(u_seq[:chunk])
     g_decay = torch.zeros_like(v0)
     g_threshold = torch.zeros_like(v0)
     end = T
     while end > 0:
         start = max(0, end - chunk)
+        K = end - start
         u = u_seq[start:end]
         o = o_seq[start:end]
-        go = go_seq[start:end]
         g = _surrogate(u - threshold, name, scale)
-        direct = g * go
-        if subtract:
-            coeff = torch.ones_like(u) if detach_reset else 1.0 - g * threshold
-        else:
-            coeff = 1.0 - o if detach_reset else 1.0 - o - g * u
-        gu = g_current[start:end]
-        gv_end = gv
-        for k in range(end - start - 1, -1, -1):
-            torch.addcmul(direct[k], gv, coeff[k], out=gu[k])
-            gv = gu[k] * decay
-        gv_chunk = torch.cat([gu[1:] * decay, gv_end.unsqueeze(0)], 0)
+        direct = g * go_seq[start:end]
         if detach_reset:
-            gs = direct
+            coeff = torch.ones_like(u) if subtract else 1.0 - o
+            g_dvdo = coeff  # unused
         else:
-            gs = g * (go - gv_chunk * (threshold if subtract else u))
+            g_dvdo = g * threshold if subtract else g * u  # g * (-dv/do)
+            coeff = 1.0 - g_dvdo if subtract else (1.0 - o) - g_dvdo
+        gu = g_current[start:end]
+        gv_chunk = gv_buf[:K]
+        gv_chunk[K - 1] = gv
+        for k in range(K - 1, 0, -1):
+            torch.addcmul(direct[k], gv_chunk[k], coeff[k], out=gu[k])
+            torch.mul(gu[k], decay, out=gv_chunk[k - 1])
+        torch.addcmul(direct[0], gv_chunk[0], coeff[0], out=gu[0])
+        gv = gu[0] * decay
+        # dL/d(u - theta) = g (go - gv dv/do) = direct - gv g dv/do
+        gs = direct if detach_reset else torch.addcmul(direct, gv_chunk, g_dvdo, value=-1.0)
         g_threshold -= gs.sum(0)
         if subtract:
             g_threshold -= (gv_chunk * o).sum(0)
+        # dL/d(decay) = sum_t gu_t v_{t-1}; v_t of this chunk's rows, shifted by one
+        v_after = _reset(u, o, threshold, subtract)
+        if K > 1:
+            g_decay += (gu[1:] * v_after[:-1]).sum(0)
         if start > 0:
-            v_prev = _reset(
-                u_seq[start - 1 : end - 1], o_seq[start - 1 : end - 1], threshold, subtract
-            )
+            v_before = _reset(u_seq[start - 1], o_seq[start - 1], threshold, subtract)
         else:
-            v_prev = torch.cat(
-                [
-                    v0.unsqueeze(0),
-                    _reset(u_seq[0 : end - 1], o_seq[0 : end - 1], threshold, subtract),
-                ],
-                0,
-            )
-        g_decay += (gu * v_prev).sum(0)
+            v_before = v0
+        g_decay.addcmul_(gu[0], v_before)
         end = start
     return g_current, gv, g_decay.sum(0), g_threshold.sum(0)
 
@@ -292,7 +295,7 @@ class FusedLIF(torch.autograd.Function):
             detach_reset,
             name,
             scale,
-            16,
+            BACKWARD_CHUNK,
         )
         return g_cur, g_v0, g_decay, g_thr, None
 

@@ -1,0 +1,144 @@
+"""The policy node's core without ROS: event accumulation, the control step, hot swap, reset."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hybrid_snn_control.deploy.controller import (
+    EventAccumulator,
+    PolicyController,
+    proprio_vector,
+    wheel_speeds_from_twist,
+)
+from hybrid_snn_control.events.arrays import EVENT_DTYPE
+from hybrid_snn_control.events.encoders import event_frame
+from hybrid_snn_control.training.checkpoint import CheckpointError
+from hybrid_snn_control.training.policy import HybridPolicy, PolicyConfig, save_policy
+
+
+def random_events(n: int, w: int, h: int, seed: int = 0, t0: int = 1000) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    ev = np.zeros(n, EVENT_DTYPE)
+    ev["x"], ev["y"] = rng.integers(0, w, n), rng.integers(0, h, n)
+    ev["t"] = t0 + np.sort(rng.integers(0, 20_000, n))
+    ev["p"] = rng.choice([-1, 1], n)
+    return ev
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = PolicyConfig(event_shape=[2, 16, 16], hidden_size=16, encoder_channels=[4])
+    policy = HybridPolicy(cfg)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
+    save_policy(path, policy)
+    return path
+
+
+def test_accumulated_frame_equals_event_frame_of_all_packets():
+    acc = EventAccumulator(16, 12)
+    a, b = random_events(500, 16, 12, 1), random_events(300, 16, 12, 2, t0=50_000)
+    assert acc.push(a) is None and acc.push(b) is None
+    frame, newest, n = acc.take()
+    expected = event_frame(np.concatenate([a, b]), (16, 12)).numpy()
+    np.testing.assert_array_equal(frame, expected)
+    assert newest == int(b["t"].max()) and n == 800
+    frame2, newest2, n2 = acc.take()  # the window restarts empty
+    assert frame2.sum() == 0 and newest2 is None and n2 == 0
+
+
+def test_empty_packet_stamps_the_step_and_out_of_range_packets_are_dropped():
+    acc = EventAccumulator(16, 12)
+    assert acc.push(np.zeros(0, EVENT_DTYPE), stamp_us=777) is None
+    bad = random_events(10, 16, 12)
+    bad["x"][3] = 16
+    assert "outside" in acc.push(bad)
+    assert acc.dropped_packets == 1
+    frame, newest, n = acc.take()
+    assert newest == 777 and n == 0 and frame.sum() == 0  # nothing of the bad packet counted
+
+
+def test_proprio_vector_matches_the_env_layout_and_odom_inversion():
+    p = proprio_vector((11.0, -22.0), (0.1, 0.2, 0.3), (0.0, 0.0, 9.81), 22.0)
+    np.testing.assert_allclose(p, [0.5, -1.0, 0.1, 0.2, 0.3, 0.0, 0.0, 1.0], rtol=1e-6)
+    assert p.dtype == np.float32
+    np.testing.assert_array_equal(proprio_vector(None, None, None, 22.0), np.zeros(8))
+    # sim_node's odometry twist from wheel speeds, inverted back
+    left, right, r, s = 3.0, 5.0, 0.035, 0.17
+    v, w = r * (left + right) / 2, r * (right - left) / s
+    np.testing.assert_allclose(wheel_speeds_from_twist(v, w, s, r), (left, right))
+
+
+def test_controller_step_equals_policy_step_and_scales_to_velocities(tiny_checkpoint):
+    ctl = PolicyController(tiny_checkpoint, max_linear_mps=0.6, max_angular_rps=4.0)
+    ref = HybridPolicy(PolicyConfig(event_shape=[2, 16, 16], hidden_size=16, encoder_channels=[4]))
+    ref.load_state_dict(ctl._policy.state_dict())
+    ref.set_ratio(ctl.spiking_ratio)
+    state = None
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        frame = rng.poisson(0.5, (2, 16, 16)).astype(np.float32)
+        proprio = rng.normal(size=8).astype(np.float32)
+        out = ctl.step(frame, proprio)
+        with torch.no_grad():
+            a, state = ref.step(
+                torch.from_numpy(frame)[None], torch.from_numpy(proprio)[None], state
+            )
+        np.testing.assert_allclose(out.action, a[0].numpy(), atol=1e-6)
+        assert math.isclose(out.linear_mps, out.action[0] * 0.6)
+        assert math.isclose(out.angular_rps, out.action[1] * 4.0)
+        assert out.cost is not None and out.cost.macs > 0 and out.cost.energy_pj > 0
+
+
+def test_ratio_switch_is_masks_only_and_keeps_the_state(tiny_checkpoint):
+    ctl = PolicyController(tiny_checkpoint, spiking_ratio=0.5)
+    frame = np.ones((2, 16, 16), np.float32)
+    for _ in range(3):
+        ctl.step(frame, np.zeros(8, np.float32))
+    weights = {k: v.data_ptr() for k, v in ctl._policy.state_dict().items()}
+    before = ctl.state_arrays()
+    macs_half = ctl.step(frame, np.zeros(8, np.float32)).cost.macs
+    before = ctl.state_arrays()
+    ctl.set_ratio(0.25)
+    after = ctl.state_arrays()
+    for x, y in zip(before, after):
+        np.testing.assert_array_equal(x, y)  # nothing reset or reallocated by the switch
+    assert {k: v.data_ptr() for k, v in ctl._policy.state_dict().items()} == weights
+    out = ctl.step(frame, np.zeros(8, np.float32))
+    assert out.spiking_ratio == 0.25 and out.cost.macs != macs_half  # fewer spiking units
+    for bad in (1.5, -0.1, float("nan"), "0.5", True):
+        with pytest.raises(ValueError):
+            ctl.set_ratio(bad)
+        assert ctl.spiking_ratio == 0.25
+
+
+def test_reset_zeroes_the_recurrent_state(tiny_checkpoint):
+    ctl = PolicyController(tiny_checkpoint)
+    for _ in range(3):
+        ctl.step(np.full((2, 16, 16), 2.0, np.float32), np.ones(8, np.float32))
+    assert any(np.abs(s).sum() > 0 for s in ctl.state_arrays())
+    ctl.reset()
+    assert all(np.abs(s).sum() == 0 for s in ctl.state_arrays())
+
+
+def test_wrong_shapes_are_rejected(tiny_checkpoint):
+    ctl = PolicyController(tiny_checkpoint)
+    with pytest.raises(ValueError, match="events frame"):
+        ctl.step(np.zeros((2, 8, 8), np.float32), np.zeros(8, np.float32))
+    with pytest.raises(ValueError, match="proprio"):
+        ctl.step(np.zeros((2, 16, 16), np.float32), np.zeros(3, np.float32))
+
+
+def test_missing_or_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        PolicyController(tmp_path / "nope.safetensors")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(CheckpointError):
+        PolicyController(bad)
+    with pytest.raises(ValueError, match="device"):
+        PolicyController(bad, device="tpu")

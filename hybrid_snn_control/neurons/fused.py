@@ -12,7 +12,7 @@ chain rule of the LIF/ALIF recursion directly (equations in :mod:`.lif`, :mod:`.
     \qquad g^a_t = \rho\, g^a_{t+1} + \beta\, g^\theta_t
 
 with :math:`\partial_o v = -u` (zero reset) or :math:`-\theta` (subtract reset), dropped
-when the reset is detached. Forward numbers are bit-identical to the step path.
+when the reset is detached. Forward spikes and membranes equal the step path's.
 
 The fused path has no second derivative (the saved membranes carry no graph; its
 backward is ``once_differentiable``, so double backward raises instead of returning wrong

@@ -20,13 +20,16 @@ The story (Ross, Gordon & Bagnell 2011), read top to bottom in :meth:`ImitationT
 
    with :math:`M` the valid (unpadded) steps.
 
-The run's ``total_steps`` are split evenly over the ``1 + K`` collections. The unit set
+The run's ``total_steps`` are split evenly over the ``1 + K`` collections (a later call
+on existing data — HSTNN restoration — runs ``restore_iterations`` DAgger rounds). The unit set
 is whatever the caller configured on the policy's core (HSTNN contract, :mod:`.task`):
 redundant (adaptation), a fixed ratio, or **ratio sampling** — a ratio is drawn per batch
 (and per rollout group for the student), so one set of weights serves every ratio.
 
-Reproducible and resumable: worlds are seeded ``seed·10⁶ + episode``, the β coin flips
-by ``(seed, k)``, batches and ratio draws by :class:`~.loop.TrainRun` per step; each
+Reproducible and resumable: worlds are seeded from ``(seed, stage directory name, round,
+episode)`` (:func:`episode_seeds`, below 10⁹; evaluation worlds start at 2·10⁹), the β coin
+flips and student ratio draws from ``(seed, round)``, batches and per-batch ratio draws
+by :class:`~.loop.TrainRun` per step; each
 collection is written to ``run_dir/dagger_k.npz`` before it is trained on, so a killed
 run resumes to the same weights.  Settings: :class:`ImitationConfig` (section
 ``hsc_imitation`` of ``config/train.yaml``).

@@ -37,7 +37,9 @@ adaptation, and the network on which Hessian-aware selection runs).
 Ratio sampling: with ``ratio_sampling=True`` (uniform r ∈ [0, 1]) or a sequence of
 ratios, every training-mode sequence call (one batch) uses a random r via explicit masks,
 so one set of weights serves every ratio; the ratio set by ``set_ratio`` (used by ``step``
-and in eval mode) is left untouched.
+and in eval mode) is left untouched. For truncated BPTT over chunks of one sequence, draw
+once per sequence (``masks = net.masks_for_ratio(net.sample_ratio())``) and pass ``masks``
+to every chunk, or units would switch type between chunks.
 """
 
 from __future__ import annotations

@@ -26,6 +26,11 @@ from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
+
+try:  # Iron and later
+    from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
 from sensor_msgs.msg import Imu, JointState, PointCloud2
 from std_msgs.msg import String, UInt32
 from std_srvs.srv import Trigger
@@ -41,6 +46,14 @@ from hybrid_snn_control.ros.actuator_node import COMMAND_QOS, ESTOP_QOS
 from hybrid_snn_control.ros.event_msgs import pointcloud2_to_events, stamp_us_of
 from hybrid_snn_control.ros.params import ParameterBinding
 from hybrid_snn_control.ros.settings import PolicySettings
+
+# rclpy adds two QoS-event waitables (incompatible QoS / type) to every publisher and
+# subscription, and its executor rebuilds the wait set over all of them on every wait
+# (~1 ms per wait with ~60 entities on this 2-core machine).  A best-effort, volatile
+# subscription is compatible with any publisher, and status / diagnostics are best
+# observed, not guarded, so those go without; `cmd` and `episode` keep the warnings.
+QUIET_SUB = {"event_callbacks": SubscriptionEventCallbacks(use_default_callbacks=False)}
+QUIET_PUB = {"event_callbacks": PublisherEventCallbacks(use_default_callbacks=False)}
 
 
 def resolve_checkpoint(path: str) -> str:
@@ -91,19 +104,28 @@ class PolicyNode(Node):
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
 
         self._cmd = self.create_publisher(TwistStamped, "cmd", COMMAND_QOS)
-        self._status = self.create_publisher(String, "~/status", 10)
-        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._status = self.create_publisher(String, "~/status", 10, **QUIET_PUB)
+        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10, **QUIET_PUB)
         # proprioception first: with one executor, ready callbacks run in creation order,
         # so a sim step's wheel/IMU messages are in before its events trigger a step
         if s.proprio_source == "joint_states":
             self.create_subscription(
-                JointState, "joint_states", self._on_joint_states, qos_profile_sensor_data
+                JointState,
+                "joint_states",
+                self._on_joint_states,
+                qos_profile_sensor_data,
+                **QUIET_SUB,
             )
         elif s.proprio_source == "odom":
-            self.create_subscription(Odometry, "odom", self._on_odom, qos_profile_sensor_data)
-        self.create_subscription(Imu, "imu", self._on_imu, qos_profile_sensor_data)
+            self.create_subscription(
+                Odometry, "odom", self._on_odom, qos_profile_sensor_data, **QUIET_SUB
+            )
+        if s.proprio_source != "none":
+            self.create_subscription(Imu, "imu", self._on_imu, qos_profile_sensor_data, **QUIET_SUB)
         self.create_subscription(UInt32, "episode", self._on_episode, ESTOP_QOS)
-        self.create_subscription(PointCloud2, "events", self._on_events, qos_profile_sensor_data)
+        self.create_subscription(
+            PointCloud2, "events", self._on_events, qos_profile_sensor_data, **QUIET_SUB
+        )
         self.create_service(Trigger, "~/reset", self._on_reset)
         if s.trigger == "timer":
             self.create_timer(1.0 / s.rate_hz, self._control_step, clock=self._steady)

@@ -48,6 +48,7 @@ from hybrid_snn_control.events.codecs import us_to_stamp
 from hybrid_snn_control.ros.actuator_node import COMMAND_QOS, ESTOP_QOS
 from hybrid_snn_control.ros.event_msgs import events_to_pointcloud2, stamp_us_of
 from hybrid_snn_control.ros.params import ParameterBinding
+from hybrid_snn_control.ros.policy_node import QUIET_PUB
 from hybrid_snn_control.ros.settings import SimSettings
 
 ENV_IDS = {
@@ -96,19 +97,21 @@ class SimNode(Node):
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         cmd_type = TwistStamped if s.cmd_type == "twist_stamped" else Twist
         self.create_subscription(cmd_type, "cmd_vel", self._on_cmd_vel, COMMAND_QOS)
-        self._joints = self.create_publisher(JointState, "joint_states", qos_profile_sensor_data)
-        self._imu = self.create_publisher(Imu, "imu", qos_profile_sensor_data)
-        self._odom = self.create_publisher(Odometry, "odom", 10)
-        self._clock = self.create_publisher(ClockMsg, "/clock", CLOCK_QOS)
+        self._joints = self.create_publisher(
+            JointState, "joint_states", qos_profile_sensor_data, **QUIET_PUB
+        )
+        self._imu = self.create_publisher(Imu, "imu", qos_profile_sensor_data, **QUIET_PUB)
+        self._odom = self.create_publisher(Odometry, "odom", 10, **QUIET_PUB)
+        self._clock = self.create_publisher(ClockMsg, "/clock", CLOCK_QOS, **QUIET_PUB)
         self._episode = self.create_publisher(UInt32, "episode", ESTOP_QOS)
-        self._metrics = self.create_publisher(String, "~/metrics", ESTOP_QOS)
+        self._metrics = self.create_publisher(String, "~/metrics", ESTOP_QOS, **QUIET_PUB)
         self._events = (
-            self.create_publisher(PointCloud2, "events", qos_profile_sensor_data)
+            self.create_publisher(PointCloud2, "events", qos_profile_sensor_data, **QUIET_PUB)
             if s.publish_events
             else None
         )
         self._image = (
-            self.create_publisher(Image, "image", qos_profile_sensor_data)
+            self.create_publisher(Image, "image", qos_profile_sensor_data, **QUIET_PUB)
             if s.publish_images
             else None
         )

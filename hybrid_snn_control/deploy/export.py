@@ -148,11 +148,38 @@ class StepGraph(nn.Module):
         )
 
 
-def _static_encoder(policy: HybridPolicy) -> nn.Sequential:
-    """The encoder's layers with ``AdaptiveAvgPool2d`` replaced by the equal fixed ``AvgPool2d``.
+class AdaptivePoolMatmul(nn.Module):
+    """``AdaptiveAvgPool2d`` for a fixed input size as two averaging matrices.
 
-    The input size is fixed by the config, so the adaptive pool is a plain pool whenever the
-    map size divides evenly (the TorchScript-based ONNX exporter and TensorRT need that).
+    Bin i of an adaptive pool covers rows ``[floor(i·H/g), ceil((i+1)·H/g))`` (torch's
+    rule); ``P_h x P_wᵀ`` with those row weights is the same average, written with
+    MatMul — which every exporter and TensorRT take, unlike an adaptive pool whose
+    output size does not divide the input size.
+    """
+
+    def __init__(self, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> None:
+        super().__init__()
+        self.register_buffer("pool_h", self._matrix(in_hw[0], out_hw[0]))
+        self.register_buffer("pool_w", self._matrix(in_hw[1], out_hw[1]))
+
+    @staticmethod
+    def _matrix(n_in: int, n_out: int) -> Tensor:
+        m = torch.zeros(n_out, n_in)
+        for i in range(n_out):
+            lo, hi = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
+            m[i, lo:hi] = 1.0 / (hi - lo)
+        return m
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.matmul(torch.matmul(self.pool_h, x), self.pool_w.t())
+
+
+def _static_encoder(policy: HybridPolicy) -> nn.Sequential:
+    """The encoder's layers with ``AdaptiveAvgPool2d`` replaced by an equal fixed pool.
+
+    The input size is fixed by the config, so the adaptive pool is a plain ``AvgPool2d``
+    when the map size divides evenly and :class:`AdaptivePoolMatmul` otherwise (the
+    TorchScript-based ONNX exporter and TensorRT need one of the two).
     """
     _, h, w = policy.cfg.event_shape
     layers: list[nn.Module] = []
@@ -161,11 +188,14 @@ def _static_encoder(policy: HybridPolicy) -> nn.Sequential:
             h = (h + 2 * m.padding[0] - m.kernel_size[0]) // m.stride[0] + 1
             w = (w + 2 * m.padding[1] - m.kernel_size[1]) // m.stride[1] + 1
         if isinstance(m, nn.AdaptiveAvgPool2d):
-            gh, gw = (
-                (m.output_size, m.output_size) if isinstance(m.output_size, int) else m.output_size
-            )
+            size = m.output_size
+            gh, gw = (size, size) if isinstance(size, int) else size
+            gh, gw = gh or h, gw or w
             if h % gh == 0 and w % gw == 0:
                 m = nn.AvgPool2d((h // gh, w // gw))
+            else:
+                p = next(policy.parameters())
+                m = AdaptivePoolMatmul((h, w), (gh, gw)).to(device=p.device, dtype=p.dtype)
         layers.append(m)
     return nn.Sequential(*layers)
 

@@ -2,8 +2,10 @@
 
 Settings come from a parameter file (default: the shipped ``config/train.yaml``): section
 ``hsc_hstnn`` (stages, :class:`~hybrid_snn_control.training.hstnn.HSTNNConfig`) and the
-task's own section (``hsc_classify`` for ``--task classify``).  ``--set key=value``
-overrides one setting of either (stage settings first).  Files land in ``--out``::
+task's own section (``hsc_classify`` for ``--task classify``, ``hsc_imitation`` for
+``--task pursuit``; a task section with its own ``hstnn`` block uses that instead).
+``--set key=value`` overrides one setting of either (stage settings first).
+Files land in ``--out``::
 
     hsc hstnn pipeline --task classify --out runs/cls --seed 1
     hsc hstnn restore --task classify --out runs/cls --ratios 0.25    # one more fine-tune
@@ -21,6 +23,7 @@ import json
 # task name -> "module:function(config_path, overrides) -> Task"
 TASKS: dict[str, str] = {
     "classify": "hybrid_snn_control.training.classification:load_task",
+    "pursuit": "hybrid_snn_control.training.imitation:load_task",
 }
 
 STAGES = ("adapt", "select", "restore", "pipeline", "direct", "eval")
@@ -83,7 +86,7 @@ def load_settings(args: argparse.Namespace):
     """``(HSTNNConfig, Task)`` from the parameter file, ``--set`` and the flags."""
     import dataclasses
 
-    from hybrid_snn_control.config import load_node_params
+    from hybrid_snn_control.config import from_mapping, load_node_params, to_mapping
     from hybrid_snn_control.paths import config_file
     from hybrid_snn_control.training.hstnn import HSTNNConfig
 
@@ -97,9 +100,13 @@ def load_settings(args: argparse.Namespace):
             stage_over[key] = getattr(args, flag)
     if args.no_progress:
         stage_over["progress"] = False
-    cfg = load_node_params(path, "hsc_hstnn", HSTNNConfig, stage_over)
     module, _, fn = TASKS[args.task].partition(":")
     task = getattr(importlib.import_module(module), fn)(path, task_over)
+    own = getattr(task.cfg, "hstnn", None)  # a task section may carry its own stage settings
+    if isinstance(own, HSTNNConfig):
+        cfg = from_mapping(HSTNNConfig, {**to_mapping(own), **stage_over}, source="--set")
+    else:
+        cfg = load_node_params(path, "hsc_hstnn", HSTNNConfig, stage_over)
     return cfg, task
 
 

@@ -220,3 +220,14 @@ def test_hsc_hstnn_pipeline_command_writes_the_three_stages(task, tmp_path, caps
     assert out.count('"accuracy"') == len(RATIOS)  # evaluated at every restore ratio
     assert main(["hstnn", "adapt", "--set", "adapt_stepz=3"]) == 2  # typo: clear error
     assert "adapt_stepz" in capsys.readouterr().err
+
+
+def test_a_corrupted_train_state_is_a_clear_error_not_a_silent_restart(task, tmp_path):
+    cfg = tiny_hstnn(tmp_path, adapt_steps=4)
+    adapt(task, cfg)
+    state = tmp_path / "adapt" / "train_state.safetensors"
+    blob = bytearray(state.read_bytes())
+    blob[-5] ^= 0xFF  # flip bits in the last tensor's bytes
+    state.write_bytes(bytes(blob))
+    with pytest.raises(CheckpointError, match="content check"):
+        adapt(task, cfg)

@@ -229,3 +229,34 @@ def test_fused_kernel_refuses_double_backward():
     # once_differentiable: the gradient carries no graph, so a second backward fails loudly
     with pytest.raises(RuntimeError, match=r"does not require grad|once_differentiable"):
         torch.autograd.grad(g.sum(), cell.fc.weight)
+
+
+@pytest.mark.parametrize("base", ["lif", "alif"])
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+@pytest.mark.parametrize("use_mask", [False, True])
+def test_fused_stc_bptt_equals_autograd(base, reset, use_mask):
+    torch.manual_seed(0)
+    cell = STC(5, 7, base=base, reset=reset, learn_decay=True, learn_threshold=True).double()
+    x = inputs("stc", steps=15)
+    state0 = random_state(cell, x)
+    mask = (torch.arange(7) % 3 != 1).double() if use_mask else None
+    weights = torch.randn(15, 3, 7, dtype=torch.float64)
+    results = []
+    for fused in (True, False):
+        cell.zero_grad()
+        s0 = type(state0)(*[t.clone().requires_grad_() for t in state0])
+        if fused:
+            y, s = cell(x, s0, mask)
+        else:
+            with unfused():
+                y, s = cell(x, s0, mask)
+        loss = (y * weights).sum() + sum((t * (i + 1.5)).sum() for i, t in enumerate(s))
+        loss.backward()
+        results.append(
+            (y.detach(), [p.grad.clone() for p in cell.parameters()] + [t.grad for t in s0])
+        )
+    (y_f, g_f), (y_u, g_u) = results
+    assert torch.allclose(y_f, y_u, atol=1e-12) and 0 < y_f.mean() < 1
+    assert len(g_f) == len(list(cell.parameters())) + 3
+    for a, b in zip(g_f, g_u):
+        assert torch.allclose(a, b, atol=1e-10), (a, b)

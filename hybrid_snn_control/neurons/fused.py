@@ -364,3 +364,186 @@ def fused_alif(
         return o_seq, v, a0
     config = (subtract, adaptive, detach_reset, surrogate, scale)
     return FusedALIF.apply(currents, v0, a0, decay, threshold, beta, rho, config)
+
+
+@_script
+def _stc_forward(
+    currents: Tensor,
+    v: Tensor,
+    a: Tensor,
+    o: Tensor,
+    w_hv: Tensor,
+    decay: Tensor,
+    threshold: Tensor,
+    beta: Tensor,
+    rho: Tensor,
+    mask: Tensor,
+    subtract: bool,
+    adaptive: bool,
+):
+    n = currents.shape[2]
+    u_seq = torch.empty_like(currents)
+    o_seq = torch.empty_like(currents)
+    v_prev = torch.empty_like(currents)
+    o_prev = torch.empty_like(currents)
+    a_seq = torch.empty_like(currents) if adaptive else currents[:0]
+    th_seq = torch.empty(
+        currents.shape[0], currents.shape[1], 2 * n, dtype=currents.dtype, device=currents.device
+    )
+    w_t = w_hv.t()
+    for t in range(currents.shape[0]):
+        o_in = o * mask
+        o_prev[t] = o_in
+        v_prev[t] = v
+        th = torch.tanh(torch.mm(o_in, w_t))
+        th_seq[t] = th
+        u = (1.0 + th[:, :n]) * decay * v + (1.0 + th[:, n:]) * currents[t]
+        u_seq[t] = u
+        if adaptive:
+            a_seq[t] = a
+            theta = threshold + beta * a
+        else:
+            theta = threshold.expand_as(u)
+        fired = (u - theta > 0).to(u.dtype)
+        v = u - fired * theta if subtract else u - u * fired
+        if adaptive:
+            a = rho * a + fired
+        o = fired * mask
+        v = v * mask
+        a = a * mask
+        o_seq[t] = o
+    return o_seq, v, a, u_seq, th_seq, v_prev, o_prev, a_seq
+
+
+@_script
+def _stc_backward(
+    go_seq: Tensor,
+    gv: Tensor,
+    ga: Tensor,
+    go_state: Tensor,
+    currents: Tensor,
+    u_seq: Tensor,
+    th_seq: Tensor,
+    v_prev: Tensor,
+    o_prev: Tensor,
+    a_seq: Tensor,
+    w_hv: Tensor,
+    decay: Tensor,
+    threshold: Tensor,
+    beta: Tensor,
+    rho: Tensor,
+    mask: Tensor,
+    subtract: bool,
+    adaptive: bool,
+    name: str,
+    scale: float,
+):
+    T = u_seq.shape[0]
+    n = u_seq.shape[2]
+    g_current = torch.empty_like(u_seq)
+    gz_seq = torch.empty_like(th_seq)
+    g_decay = torch.zeros_like(gv)
+    g_threshold = torch.zeros_like(gv)
+    g_beta = torch.zeros_like(gv)
+    g_o = go_state  # dL/d(o_t) arriving from later steps and the final state
+    for t in range(T - 1, -1, -1):
+        u = u_seq[t]
+        go = (go_seq[t] + g_o) * mask  # outputs were masked
+        gvv = gv * mask
+        if adaptive:
+            a_t = a_seq[t]
+            theta = threshold + beta * a_t
+            gaa = ga * mask
+            go = go + gaa
+        else:
+            a_t = u  # unused
+            theta = threshold.expand_as(u)
+            gaa = ga
+        fired = (u - theta > 0).to(u.dtype)
+        go = go - gvv * (theta if subtract else u)
+        gs = _surrogate(u - theta, name, scale) * go
+        if subtract:
+            gu = gs + gvv
+            g_theta = -gs - gvv * fired
+        else:
+            gu = gs + gvv * (1.0 - fired)
+            g_theta = -gs
+        g_threshold = g_threshold + g_theta
+        if adaptive:
+            g_beta = g_beta + g_theta * a_t
+            ga = gaa * rho + g_theta * beta
+        else:
+            ga = ga * mask
+        th = th_seq[t]
+        m_h = 1.0 + th[:, :n]
+        vp = v_prev[t]
+        g_current[t] = gu * (1.0 + th[:, n:])
+        g_decay = g_decay + gu * m_h * vp
+        gv = gu * m_h * decay
+        gm = torch.cat([gu * decay * vp, gu * currents[t]], 1)
+        gz = gm * (1.0 - th * th)
+        gz_seq[t] = gz
+        g_o = torch.mm(gz, w_hv) * mask
+    g_w = torch.mm(gz_seq.reshape(-1, 2 * n).t(), o_prev.reshape(-1, n))
+    return (g_current, gv, ga, g_o, g_w, g_decay.sum(0), g_threshold.sum(0), g_beta.sum(0))
+
+
+class FusedSTC(torch.autograd.Function):
+    """Whole-sequence dense STC (LIF or ALIF base, no GroupNorm) with hand-written BPTT,
+    including the recurrent path through the modulating pathways ``W_h, W_v``."""
+
+    @staticmethod
+    def forward(ctx, currents, v0, a0, o0, w_hv, decay, threshold, beta, rho, mask, config):  # type: ignore[override]
+        subtract, adaptive = config[0], config[1]
+        o_seq, v, a, u_seq, th_seq, v_prev, o_prev, a_seq = _stc_forward(
+            currents, v0, a0, o0, w_hv, decay, threshold, beta, rho, mask, subtract, adaptive
+        )
+        ctx.save_for_backward(
+            currents, u_seq, th_seq, v_prev, o_prev, a_seq, w_hv, decay, threshold, beta, rho, mask
+        )
+        ctx.config = config
+        return o_seq, v, a, o_seq[-1].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, go_seq, gv, ga, go_state):  # type: ignore[override]
+        (
+            currents,
+            u_seq,
+            th_seq,
+            v_prev,
+            o_prev,
+            a_seq,
+            w_hv,
+            decay,
+            threshold,
+            beta,
+            rho,
+            mask,
+        ) = ctx.saved_tensors
+        subtract, adaptive, name, scale = ctx.config
+        zeros = torch.zeros_like(u_seq[0])
+        grads = _stc_backward(
+            zeros.expand_as(u_seq).contiguous() if go_seq is None else go_seq.contiguous(),
+            zeros if gv is None else gv,
+            zeros if ga is None else ga,
+            zeros if go_state is None else go_state,
+            currents,
+            u_seq,
+            th_seq,
+            v_prev,
+            o_prev,
+            a_seq,
+            w_hv,
+            decay,
+            threshold,
+            beta,
+            rho,
+            mask,
+            subtract,
+            adaptive,
+            name,
+            scale,
+        )
+        g_cur, g_v0, g_a0, g_o0, g_w, g_decay, g_thr, g_beta = grads
+        return g_cur, g_v0, g_a0, g_o0, g_w, g_decay, g_thr, g_beta, None, None, None

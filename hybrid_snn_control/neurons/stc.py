@@ -22,6 +22,10 @@ Variants: :class:`STC` (dense: ``W_h, W_v`` are ``N x N`` linear maps) and
 :class:`ConvSTC` (``W_x`` a convolution, ``W_h, W_v`` grouped convolutions over the
 population's own spike maps, as in the official code; state ``[B, C, H, W]``).
 
+Dense STC without GroupNorm runs whole sequences through a fused kernel
+(:class:`~hybrid_snn_control.neurons.fused.FusedSTC`: same numbers, hand-written BPTT
+through the modulating pathways; ``unfused()`` for double backward).
+
 State: :class:`STCState` ``(v, a, o)`` — membrane after reset, adaptation (zeros and
 unused for ``base="lif"``), previous spikes.
 """
@@ -39,6 +43,7 @@ from hybrid_snn_control.neurons.base import (
     check_sequence,
     register_vector,
 )
+from hybrid_snn_control.neurons.fused import FusedSTC, fused_enabled
 from hybrid_snn_control.neurons.surrogate import check_surrogate, spike
 
 BASES = ("lif", "alif")
@@ -157,11 +162,38 @@ class _STCBase(Cell):
             state = self._zeros(currents[0])
         if mask is not None:
             mask = self._vec(mask, currents[0])
+        if (
+            fused_enabled()
+            and isinstance(self.w_h, nn.Linear)
+            and isinstance(self.norm_h, nn.Identity)
+        ):
+            return self._fused(currents, state, mask)
         outputs = []
         for t in range(T):
             o, state = self.dynamics(currents[t], state, mask)
             outputs.append(o)
         return torch.stack(outputs), state
+
+    def _fused(self, currents: Tensor, state: STCState, mask: Tensor | None):
+        """Dense STC without GroupNorm: the fused kernel (same numbers, hand-written BPTT)."""
+        decay = self.decay.clamp(0.0, 1.0) if self.learn_decay else self.decay
+        w_hv = torch.cat([self.w_h.weight, self.w_v.weight], 0)
+        ones = torch.ones_like(self.threshold)
+        config = (self.subtract_reset, self.base == "alif", self.surrogate, self.surrogate_scale)
+        o_seq, v, a, o = FusedSTC.apply(
+            currents,
+            state.v,
+            state.a,
+            state.o,
+            w_hv,
+            decay,
+            self.threshold,
+            self.adaptation,
+            self.adaptation_decay,
+            ones if mask is None else mask,
+            config,
+        )
+        return o_seq, STCState(v, a, o)
 
 
 class STC(_STCBase):

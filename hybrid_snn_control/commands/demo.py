@@ -3,7 +3,7 @@
 Brings up sim_node → policy_node → actuator_node → sim_node (one process, one
 single-threaded executor, parameters from ``config/sim.yaml``) with the shipped pursuit
 policy, and an *operator* node that switches ``spiking_ratio`` through a real
-``SetParameters`` service call at the start of each segment (one episode per segment).
+``SetParameters`` service call between segments (a few episodes at each ratio).
 Prints per segment: the task score (the env's ``normalized_score``), the same policy's
 score in a direct lock-step gym rollout on the same world seed, the loop latency (event
 publish → ``cmd_vel`` received, wall clock) and the cost per step (SynOps, MACs,
@@ -31,8 +31,15 @@ class DemoParams:
         default_factory=lambda: [0.5, 0.25, 1.0],
         metadata=param(description="spiking_ratio per segment (one episode each)"),
     )
-    segment_s: float = field(
-        default=15.0, metadata=param(range=(0.5, 600.0), description="sim seconds per segment")
+    episode_s: float = field(
+        default=5.0,
+        metadata=param(
+            range=(0.5, 600.0),
+            description="sim seconds per episode (the shipped policy was trained on 5 s)",
+        ),
+    )
+    episodes_per_segment: int = field(
+        default=3, metadata=param(range=(1, 1000), description="episodes at each ratio")
     )
     real_time_factor: float = field(
         default=1.0, metadata=param(range=(0.05, 10.0), description="sim s per wall s")
@@ -53,7 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default="sim", help="parameter file (shipped name or path)")
     p.add_argument("--checkpoint", help="policy file (default: the config's / shipped policy)")
     p.add_argument("--ratios", help="comma-separated ratios, one segment each (e.g. 0.5,0.25,1)")
-    p.add_argument("--segment-s", type=float, help="sim seconds per segment")
+    p.add_argument("--episode-s", type=float, help="sim seconds per episode")
+    p.add_argument("--episodes", type=int, help="episodes per ratio segment")
     p.add_argument("--out", help="report folder (default runs/demo)")
     p.add_argument("--no-compare", action="store_true", help="skip the direct gym rollout")
     p.set_defaults(func=run)
@@ -64,8 +72,10 @@ def run(args: argparse.Namespace) -> int:
     params = load_node_params(path, "hsc_demo", DemoParams)
     if args.ratios:
         params.ratios = [float(r) for r in args.ratios.split(",")]
-    if args.segment_s:
-        params.segment_s = args.segment_s
+    if args.episode_s:
+        params.episode_s = args.episode_s
+    if args.episodes:
+        params.episodes_per_segment = args.episodes
     if args.out:
         params.out_dir = args.out
     if args.no_compare:
@@ -114,7 +124,7 @@ def run_closed_loop(path: Path, params: DemoParams, checkpoint: str | None) -> d
         sim = SimNode(
             context=ctx,
             parameter_overrides=[
-                Parameter("episode_s", value=float(params.segment_s)),
+                Parameter("episode_s", value=float(params.episode_s)),
                 Parameter("real_time_factor", value=float(params.real_time_factor)),
             ],
         )
@@ -149,7 +159,8 @@ def run_closed_loop(path: Path, params: DemoParams, checkpoint: str | None) -> d
         switches = []
         deadline = time.monotonic() + params.timeout_s
         t_wall0 = time.monotonic()
-        n_steps = round(params.segment_s * sim.params.values.control_hz)
+        n_steps = round(params.episode_s * sim.params.values.control_hz)
+        per = params.episodes_per_segment
 
         def spin_until(cond) -> None:
             while not cond():
@@ -158,10 +169,16 @@ def run_closed_loop(path: Path, params: DemoParams, checkpoint: str | None) -> d
                 ex.spin_once(timeout_sec=0.02)
 
         for k in range(len(params.ratios)):
+            last = (k + 1) * per  # episodes finished when segment k is over
             if k + 1 < len(params.ratios):
-                # switch a few steps before this episode ends, so the next episode (state
-                # reset at its start) runs wholly at the new ratio
-                spin_until(lambda k=k: len(sim.episodes) > k or sim._steps >= n_steps - 5)
+                # switch a few steps before the segment's last episode ends, so the next
+                # episode (state reset at its start) runs wholly at the new ratio
+                spin_until(
+                    lambda last=last: (
+                        len(sim.episodes) >= last
+                        or (len(sim.episodes) == last - 1 and sim._steps >= n_steps - 5)
+                    )
+                )
                 r = params.ratios[k + 1]
                 at = policy.steps
                 ok, reason, dt = set_ratio(r)
@@ -180,7 +197,7 @@ def run_closed_loop(path: Path, params: DemoParams, checkpoint: str | None) -> d
                     f"({dt * 1e3:.1f} ms, policy step {at})",
                     flush=True,
                 )
-            spin_until(lambda k=k: len(sim.episodes) > k)
+            spin_until(lambda last=last: len(sim.episodes) >= last)
         wall_s = time.monotonic() - t_wall0
         # one bad value, to show the validation (the old ratio must stay)
         ok, reason, _ = set_ratio(1.5)
@@ -192,16 +209,17 @@ def run_closed_loop(path: Path, params: DemoParams, checkpoint: str | None) -> d
         }
         segments = []
         for k, r in enumerate(params.ratios):
-            ep = sim.episodes[k]
+            eps = sim.episodes[k * per : (k + 1) * per]
             rows = [s for s in statuses if s.get("spiking_ratio") == r]
-            lat = sim.loop_latency_s  # all steps; per segment below from episode records
+            lat = sim.loop_latency_s
             seg = {
                 "segment": k,
                 "ratio": r,
-                "seed": ep["seed"],
-                "score": ep.get("normalized_score"),
-                "steps": ep["steps"],
-                "late_commands": ep["late_commands"],
+                "seeds": [e["seed"] for e in eps],
+                "score": float(np.mean([e.get("normalized_score", np.nan) for e in eps])),
+                "episode_scores": [e.get("normalized_score") for e in eps],
+                "steps": sum(e["steps"] for e in eps),
+                "late_commands": sum(e["late_commands"] for e in eps),
                 "synops_per_step": _mean(rows, "synops"),
                 "macs_per_step": _mean(rows, "macs"),
                 "energy_nj_per_step": _mean(rows, "energy_pj") / 1e3,
@@ -215,7 +233,8 @@ def run_closed_loop(path: Path, params: DemoParams, checkpoint: str | None) -> d
         return {
             "config": str(path),
             "checkpoint": policy.params.values.checkpoint or "shipped pursuit policy",
-            "segment_s": params.segment_s,
+            "episode_s": params.episode_s,
+            "episodes_per_segment": per,
             "wall_s": wall_s,
             "segments": segments,
             "switches": switches,
@@ -261,7 +280,7 @@ def _direct(path: Path, params: DemoParams, checkpoint: str | None, result: dict
 
     ps = load_node_params(path, "policy_node", PolicySettings)
     ss = load_node_params(path, "sim_node", SimSettings)
-    ss = dataclasses.replace(ss, episode_s=params.segment_s)
+    ss = dataclasses.replace(ss, episode_s=params.episode_s)
     ctl = PolicyController(
         resolve_checkpoint(checkpoint or ps.checkpoint),
         max_linear_mps=ps.max_linear_mps,
@@ -271,8 +290,12 @@ def _direct(path: Path, params: DemoParams, checkpoint: str | None, result: dict
     try:
         for seg in result["segments"]:
             ctl.set_ratio(seg["ratio"])
-            m = rollout_episode(ctl, env, seg["seed"], V_MAX_MPS, OMEGA_MAX_RADPS)
-            seg["direct_score"] = m["normalized_score"]
+            scores = [
+                rollout_episode(ctl, env, seed, V_MAX_MPS, OMEGA_MAX_RADPS)["normalized_score"]
+                for seed in seg["seeds"]
+            ]
+            seg["direct_episode_scores"] = scores
+            seg["direct_score"] = sum(scores) / len(scores)
     finally:
         env.close()
 
@@ -321,13 +344,14 @@ def _markdown(result: dict, path: Path) -> None:
         "# hsc demo: closed loop in sim with live ratio switching",
         "",
         f"Policy: {result['checkpoint']}; config: {result['config']}; "
-        f"{len(result['segments'])} segments of {result['segment_s']:g} s sim time "
-        f"(one episode each); wall time {result['wall_s']:.1f} s.",
+        f"{len(result['segments'])} ratio segments of {result['episodes_per_segment']} "
+        f"episodes × {result['episode_s']:g} s sim time; wall time {result['wall_s']:.1f} s.",
         "",
         *_table(result),
         "",
-        "Scores are the env's `normalized_score` (mean per-step reward in [0, 1]); the direct "
-        "gym column runs the same controller lock-step on the same world seed.  Late cmds: "
+        "Scores are the env's `normalized_score` (mean per-step reward in [0, 1]) averaged "
+        "over the segment's episodes; the direct gym column runs the same controller "
+        "lock-step on the same world seeds.  Late cmds: "
         "steps that ran on an older command than a lock-step rollout would.",
         "",
         f"Loop latency (event packet published → `cmd_vel` received, wall clock, "

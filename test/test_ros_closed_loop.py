@@ -271,3 +271,30 @@ def test_killing_the_policy_node_makes_the_actuator_send_zero_within_cmd_timeout
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_hsc_demo_switches_the_ratio_through_set_parameters_and_writes_the_report(tmp_path, capsys):
+    import argparse
+
+    from hybrid_snn_control.commands import demo
+
+    args = argparse.Namespace(
+        config="sim",
+        checkpoint=None,
+        ratios="0.5,0.25",
+        episode_s=1.0,
+        episodes=1,
+        out=str(tmp_path),
+        no_compare=False,
+    )
+    assert demo.run(args) == 0
+    result = json.loads((tmp_path / "demo.json").read_text())
+    assert [s["ratio"] for s in result["segments"]] == [0.5, 0.25]
+    assert result["switches"][0]["ok"] and result["switches"][0]["ratio"] == 0.25
+    assert not result["rejected"]["accepted"] and result["rejected"]["ratio_after"] == 0.25
+    for seg in result["segments"]:
+        assert 0.0 <= seg["score"] <= 1.0 and 0.0 <= seg["direct_score"] <= 1.0
+        assert seg["energy_nj_per_step"] > 0
+    assert (tmp_path / "demo.png").stat().st_size > 0
+    assert "SetParameters" in (tmp_path / "report.md").read_text()
+    assert "score (ROS loop)" in capsys.readouterr().out

@@ -382,7 +382,10 @@ def _plot(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    traj = np.asarray(result["trajectory"])
+    traj = np.asarray(result["trajectory"], dtype=float)
+    if len(traj) > 1:  # break the lines at episode resets (the rover jumps to a new start)
+        jump = np.hypot(*np.diff(traj[:, 1:3], axis=0).T) > 0.2
+        traj[1:][jump, 1:] = np.nan
     tl = np.asarray(result["timeline"], dtype=float)
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 5))
     n = len(result["segments"])

@@ -8,6 +8,7 @@ machine is shared), measured values are printed with ``-s``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import signal
@@ -298,3 +299,82 @@ def test_hsc_demo_switches_the_ratio_through_set_parameters_and_writes_the_repor
     assert (tmp_path / "demo.png").stat().st_size > 0
     assert "SetParameters" in (tmp_path / "report.md").read_text()
     assert "score (ROS loop)" in capsys.readouterr().out
+
+
+def test_sim_node_takes_twist_resets_episodes_and_keeps_the_clock_monotonic(ros_context, spin):
+    from geometry_msgs.msg import Twist
+    from nav_msgs.msg import Odometry
+    from rosgraph_msgs.msg import Clock
+    from std_msgs.msg import UInt32
+
+    from hybrid_snn_control.ros.actuator_node import COMMAND_QOS, ESTOP_QOS
+
+    ns = "sim_alone"
+    ex = SingleThreadedExecutor(context=ros_context)
+    sim = SimNode(
+        context=ros_context,
+        namespace=ns,
+        parameter_overrides=overrides({"cmd_type": "twist", "episode_s": 10.0}),
+    )
+    driver = Node("driver", namespace=ns, context=ros_context)
+    cmd = driver.create_publisher(Twist, "cmd_vel", COMMAND_QOS)
+    episodes: list[int] = []
+    driver.create_subscription(UInt32, "episode", lambda m: episodes.append(m.data), ESTOP_QOS)
+    metrics: list[dict] = []
+    driver.create_subscription(
+        String, f"/{ns}/sim_node/metrics", lambda m: metrics.append(json.loads(m.data)), 10
+    )
+    odom: list[Odometry] = []
+    driver.create_subscription(Odometry, "odom", odom.append, 100)
+    clock_ns: list[int] = []
+    driver.create_subscription(
+        Clock, "/clock", lambda m: clock_ns.append(m.clock.sec * 10**9 + m.clock.nanosec), 100
+    )
+    reset = driver.create_client(Trigger, f"/{ns}/sim_node/reset_episode")
+    ex.add_node(sim)
+    ex.add_node(driver)
+    assert spin(ex, lambda: cmd.get_subscription_count() > 0, 10.0)
+    go = Twist()
+    go.linear.x = 0.6  # full speed ahead: action (1, 0)
+    cmd.publish(go)
+    assert spin(ex, lambda: len(odom) >= 25, 10.0)
+    np.testing.assert_allclose(sim.action, [1.0, 0.0])
+    assert odom[-1].twist.twist.linear.x > 0.1  # the rover drives
+    res = call(ex, reset, Trigger.Request())
+    assert res.success
+    assert spin(ex, lambda: len(metrics) == 1 and 1 in episodes, 5.0)
+    assert metrics[0]["reset_by_service"] and "normalized_score" not in metrics[0]
+    n = len(clock_ns)
+    assert spin(ex, lambda: len(clock_ns) >= n + 5, 5.0)
+    assert all(b > a for a, b in itertools.pairwise(clock_ns))  # /clock never goes back
+    ex.shutdown()
+    sim.destroy_node()
+    driver.destroy_node()
+
+
+def test_timer_trigger_steps_at_rate_hz_on_the_events_since_the_last_step(ros_context, spin):
+    ns = "policy_timer"
+    ex = SingleThreadedExecutor(context=ros_context)
+    policy = PolicyNode(
+        context=ros_context,
+        namespace=ns,
+        parameter_overrides=overrides({"trigger": "timer", "rate_hz": 50.0}),
+    )
+    driver = Node("driver", namespace=ns, context=ros_context)
+    pub = driver.create_publisher(PointCloud2, "events", qos_profile_sensor_data)
+    statuses: list[dict] = []
+    driver.create_subscription(
+        String, f"/{ns}/policy_node/status", lambda m: statuses.append(json.loads(m.data)), 100
+    )
+    ex.add_node(policy)
+    ex.add_node(driver)
+    assert spin(ex, lambda: len(statuses) >= 3, 5.0)  # steps without any events, too
+    assert all(s["events"] == 0 for s in statuses)
+    n = len(statuses)
+    for k in range(3):  # three packets between two ticks are one step's events
+        pub.publish(packet_msg(100, time.time_ns() + k))
+    assert spin(ex, lambda: sum(s["events"] for s in statuses[n:]) >= 300, 5.0)
+    assert max(s["events"] for s in statuses[n:]) > 100  # accumulated, not one step each
+    ex.shutdown()
+    policy.destroy_node()
+    driver.destroy_node()

@@ -142,3 +142,21 @@ def test_missing_or_corrupt_checkpoint_is_a_clear_error(tmp_path):
         PolicyController(bad)
     with pytest.raises(ValueError, match="device"):
         PolicyController(bad, device="tpu")
+
+
+@pytest.mark.parametrize("backend", ["torchscript", "onnxruntime"])
+def test_exported_backends_give_the_torch_actions_and_switch_ratio(tiny_checkpoint, backend):
+    eager = PolicyController(tiny_checkpoint, spiking_ratio=0.5)
+    other = PolicyController(tiny_checkpoint, backend=backend, spiking_ratio=0.5)
+    rng = np.random.default_rng(1)
+    for k in range(6):
+        if k == 3:
+            eager.set_ratio(0.25)
+            other.set_ratio(0.25)
+        frame = rng.poisson(0.5, (2, 16, 16)).astype(np.float32)
+        proprio = rng.normal(size=8).astype(np.float32)
+        a, b = eager.step(frame, proprio), other.step(frame, proprio)
+        np.testing.assert_allclose(b.action, a.action, atol=1e-5)
+        assert b.cost is None and b.spiking_ratio == a.spiking_ratio
+    other.reset()
+    assert all(np.abs(s).sum() == 0 for s in other.state_arrays())

@@ -162,6 +162,8 @@ class SimNode(Node):
 
     def _start_episode(self) -> None:
         s = self.params.values
+        if self.episode >= 0:  # the sim clock goes on across episodes (env time restarts at 0)
+            self._offset_us = self.now_us() + self._period_us
         self.episode += 1
         self._steps = self._late = 0
         self._seed = s.seed + self.episode
@@ -184,7 +186,6 @@ class SimNode(Node):
         self._publish_step(events)
         if terminated or truncated:
             self._finish_episode(metrics=info.get("episode_metrics", {}))
-            self._offset_us = self.now_us() + self._period_us
             self._start_episode()
 
     def _finish_episode(

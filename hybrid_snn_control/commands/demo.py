@@ -44,6 +44,13 @@ class DemoParams:
     real_time_factor: float = field(
         default=1.0, metadata=param(range=(0.05, 10.0), description="sim s per wall s")
     )
+    lockstep: bool = field(
+        default=False,
+        metadata=param(
+            description="sim waits for each step's command (the loop then replays the direct "
+            "rollout exactly); false: real time, late commands are counted"
+        ),
+    )
     compare_direct: bool = field(
         default=True,
         metadata=param(description="also roll the policy out directly in gym (same seeds)"),
@@ -63,6 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--episode-s", type=float, help="sim seconds per episode")
     p.add_argument("--episodes", type=int, help="episodes per ratio segment")
     p.add_argument("--out", help="report folder (default runs/demo)")
+    p.add_argument("--lockstep", action="store_true", help="sim waits for each command")
     p.add_argument("--no-compare", action="store_true", help="skip the direct gym rollout")
     p.set_defaults(func=run)
 
@@ -78,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         params.episodes_per_segment = args.episodes
     if args.out:
         params.out_dir = args.out
+    if getattr(args, "lockstep", False):
+        params.lockstep = True
     if args.no_compare:
         params.compare_direct = False
     for r in params.ratios:
@@ -126,6 +136,7 @@ def run_closed_loop(path: Path, params: DemoParams, checkpoint: str | None) -> d
             parameter_overrides=[
                 Parameter("episode_s", value=float(params.episode_s)),
                 Parameter("real_time_factor", value=float(params.real_time_factor)),
+                Parameter("lockstep", value=bool(params.lockstep)),
             ],
         )
         operator = Node("demo_operator", context=ctx)

@@ -287,6 +287,20 @@ class SimSettings:
         default="twist_stamped",
         metadata=param(description="cmd_vel message type", read_only=True),
     )
+    lockstep: bool = field(
+        default=False,
+        metadata=param(
+            description="wait for the command answering the previous step (TwistStamped "
+            "stamped with its events, actuator stamp_source: command) before stepping, up to "
+            "lockstep_timeout_s: reproduces a lock-step gym rollout whatever the loop latency; "
+            "the sim then falls behind real time when the loop is slow",
+            read_only=True,
+        ),
+    )
+    lockstep_timeout_s: float = field(
+        default=0.5,
+        metadata=param(range=(0.001, 60.0), description="lockstep: step anyway after this, s"),
+    )
     publish_events: bool = field(
         default=True,
         metadata=param(

@@ -18,6 +18,8 @@ the sim clock:
 * ``~/metrics`` (``std_msgs/String`` JSON) at each episode end: the env's episode metrics
   (``normalized_score`` …), commands that arrived late, loop latency.
 
+``lockstep: true`` makes each step wait (up to ``lockstep_timeout_s``) for the command
+answering the previous one, so the loop reproduces a lock-step gym rollout exactly.
 Service ``~/reset_episode`` (``std_srvs/Trigger``) starts the next episode now.  A command
 is *late* when the newest ``cmd_vel`` is stamped before the events of the previous step
 (actuator ``stamp_source: command`` passes the policy's event stamp through): that step
@@ -127,8 +129,13 @@ class SimNode(Node):
         self._offset_us = 0
         self._late = self._steps = 0
         self._start_episode()
-        period = 1.0 / (s.control_hz * s.real_time_factor)
-        self.create_timer(period, self._tick, clock=self._steady)
+        self._period_s = 1.0 / (s.control_hz * s.real_time_factor)
+        self._last_step_s = time.monotonic()
+        if s.lockstep and s.cmd_type != "twist_stamped":
+            raise ValueError("lockstep needs cmd_type twist_stamped (commands carry their stamp)")
+        # lockstep polls at 5x the step rate so a step follows its command promptly
+        poll_s = self._period_s / 5 if s.lockstep else self._period_s
+        self.create_timer(poll_s, self._tick, clock=self._steady)
         self.get_logger().info(
             f"{ENV_IDS[s.task]} ({s.shift}, seed {s.seed}) {s.camera_width}x{s.camera_height} "
             f"at {s.control_hz:g} Hz × {s.real_time_factor:g} real time; "
@@ -173,7 +180,16 @@ class SimNode(Node):
         self._publish_step(empty_events())  # the reset observation has no events
 
     def _tick(self) -> None:
-        if self._cmd_stamp_us is not None and self._cmd_stamp_us < self._expect_us:
+        s = self.params.values
+        fresh = self._cmd_stamp_us is not None and self._cmd_stamp_us >= self._expect_us
+        if s.lockstep:
+            waited = time.monotonic() - self._last_step_s
+            if waited < self._period_s * 0.999:
+                return
+            if not fresh and waited < s.lockstep_timeout_s:
+                return
+        self._last_step_s = time.monotonic()
+        if not fresh:
             self._late += 1
         _, _, terminated, truncated, info = self.env.step(self.action.astype(np.float32))
         self._steps += 1

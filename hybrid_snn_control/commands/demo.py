@@ -3,7 +3,8 @@
 Brings up sim_node → policy_node → actuator_node → sim_node (one process, one
 single-threaded executor, parameters from ``config/sim.yaml``) with the shipped pursuit
 policy, and an *operator* node that switches ``spiking_ratio`` through a real
-``SetParameters`` service call between segments (a few episodes at each ratio).
+``SetParameters`` service call between segments (a few episodes at each ratio; the call
+lands in the control period between an episode's end and the next one's reset).
 Prints per segment: the task score (the env's ``normalized_score``), the same policy's
 score in a direct lock-step gym rollout on the same world seed, the loop latency (event
 publish → ``cmd_vel`` received, wall clock) and the cost per step (SynOps, MACs,
@@ -170,7 +171,6 @@ def run_closed_loop(path: Path, params: DemoParams, checkpoint: str | None) -> d
         switches = []
         deadline = time.monotonic() + params.timeout_s
         t_wall0 = time.monotonic()
-        n_steps = round(params.episode_s * sim.params.values.control_hz)
         per = params.episodes_per_segment
 
         def spin_until(cond) -> None:
@@ -181,15 +181,10 @@ def run_closed_loop(path: Path, params: DemoParams, checkpoint: str | None) -> d
 
         for k in range(len(params.ratios)):
             last = (k + 1) * per  # episodes finished when segment k is over
+            spin_until(lambda last=last: len(sim.episodes) >= last)
             if k + 1 < len(params.ratios):
-                # switch a few steps before the segment's last episode ends, so the next
-                # episode (state reset at its start) runs wholly at the new ratio
-                spin_until(
-                    lambda last=last: (
-                        len(sim.episodes) >= last
-                        or (len(sim.episodes) == last - 1 and sim._steps >= n_steps - 5)
-                    )
-                )
+                # the segment's last episode has just ended; sim_node resets at its next
+                # tick (one control period later), so the next episode runs wholly at r
                 r = params.ratios[k + 1]
                 at = policy.steps
                 ok, reason, dt = set_ratio(r)
@@ -208,7 +203,6 @@ def run_closed_loop(path: Path, params: DemoParams, checkpoint: str | None) -> d
                     f"({dt * 1e3:.1f} ms, policy step {at})",
                     flush=True,
                 )
-            spin_until(lambda last=last: len(sim.episodes) >= last)
         wall_s = time.monotonic() - t_wall0
         # one bad value, to show the validation (the old ratio must stay)
         ok, reason, _ = set_ratio(1.5)

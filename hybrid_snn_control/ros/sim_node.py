@@ -128,6 +128,7 @@ class SimNode(Node):
         self._sent_wall: dict[int, float] = {}
         self._offset_us = 0
         self._late = self._steps = 0
+        self._reset_pending = False
         self._start_episode()
         self._period_s = 1.0 / (s.control_hz * s.real_time_factor)
         self._last_step_s = time.monotonic()
@@ -158,7 +159,9 @@ class SimNode(Node):
                 self.loop_latency_s.append(time.monotonic() - sent)
 
     def _on_reset_episode(self, _request, response):
-        self._finish_episode(reset_by_service=True)
+        if not self._reset_pending:  # else the episode has just ended and been reported
+            self._finish_episode(reset_by_service=True)
+        self._reset_pending = False
         self._start_episode()
         response.success, response.message = True, f"episode {self.episode} started"
         return response
@@ -182,12 +185,19 @@ class SimNode(Node):
     def _tick(self) -> None:
         s = self.params.values
         fresh = self._cmd_stamp_us is not None and self._cmd_stamp_us >= self._expect_us
-        if s.lockstep:
-            waited = time.monotonic() - self._last_step_s
-            if waited < self._period_s * 0.999:
-                return
-            if not fresh and waited < s.lockstep_timeout_s:
-                return
+        waited = time.monotonic() - self._last_step_s
+        if s.lockstep and waited < self._period_s * 0.999:
+            return
+        if self._reset_pending:
+            # the reset gets a tick of its own: the last observation of the old episode is
+            # then processed (and the policy's answer to it ignored) before the `episode`
+            # message and the new episode's first observation go out
+            self._reset_pending = False
+            self._last_step_s = time.monotonic()
+            self._start_episode()
+            return
+        if s.lockstep and not fresh and waited < s.lockstep_timeout_s:
+            return
         self._last_step_s = time.monotonic()
         if not fresh:
             self._late += 1
@@ -202,7 +212,7 @@ class SimNode(Node):
         self._publish_step(events)
         if terminated or truncated:
             self._finish_episode(metrics=info.get("episode_metrics", {}))
-            self._start_episode()
+            self._reset_pending = True
 
     def _finish_episode(
         self, metrics: dict[str, Any] | None = None, reset_by_service: bool = False

@@ -209,8 +209,10 @@ class PolicyController:
             self.meta = self._runtime.meta
             self.event_shape = tuple(self._runtime.event_shape)
             self.proprio_size = self._runtime.proprio_size
-        stored = self.meta.get("spiking_ratio")
-        self.set_ratio(spiking_ratio if spiking_ratio is not None else (stored or 0.5))
+        if spiking_ratio is None:  # the checkpoint's own ratio (0.0 is a valid one)
+            stored = self.meta.get("spiking_ratio")
+            spiking_ratio = 0.5 if stored is None else stored
+        self.set_ratio(spiking_ratio)
         self.reset()
 
     # ---- state and ratio ---------------------------------------------------------------------

@@ -45,7 +45,7 @@ from hybrid_snn_control.sim.rover_env import OMEGA_MAX_RADPS, V_MAX_MPS  # noqa:
 from hybrid_snn_control.training.default_policy import default_policy_path  # noqa: E402
 
 SEED = 2_000_000_007
-EPISODE_S = 4.0
+EPISODE_S = 2.5
 SIM_ACTUATOR = {
     "stamp_source": "command",
     "max_linear_mps": 0.6,
@@ -78,18 +78,21 @@ def call(ex, client, request, timeout_s: float = 10.0):
 
 
 @pytest.fixture(scope="module")
-def direct_score() -> float:
-    """The shipped policy lock-step in the gym env, same world seed, no ROS."""
+def direct_scores() -> list[float]:
+    """The shipped policy lock-step in the gym env on sim_node's first two worlds, no ROS."""
     ctl = PolicyController(default_policy_path(), spiking_ratio=0.5)
     env = make_env(SimSettings(episode_s=EPISODE_S))
     try:
-        return rollout_episode(ctl, env, SEED, V_MAX_MPS, OMEGA_MAX_RADPS)["normalized_score"]
+        return [
+            rollout_episode(ctl, env, seed, V_MAX_MPS, OMEGA_MAX_RADPS)["normalized_score"]
+            for seed in (SEED, SEED + 1)
+        ]
     finally:
         env.close()
 
 
 def test_closed_loop_through_topics_matches_the_direct_gym_score_and_ratio_switches_live(
-    ros_context, spin, direct_score
+    ros_context, spin, direct_scores
 ):
     ns = "loop_score"
     ex = SingleThreadedExecutor(context=ros_context)
@@ -115,23 +118,24 @@ def test_closed_loop_through_topics_matches_the_direct_gym_score_and_ratio_switc
     for n in (actuator, policy, sim, operator):
         ex.add_node(n)
 
-    # 1. one whole episode at ratio 0.5: the score through topics vs the direct rollout
-    assert spin(ex, lambda: len(sim.episodes) >= 1, 120.0), "episode did not finish"
-    ep = sim.episodes[0]
-    score = ep["normalized_score"]
-    print(
-        f"\nclosed loop score {score:.4f} vs direct {direct_score:.4f} "
-        f"({ep['late_commands']}/{ep['steps']} late commands, "
-        f"loop latency p50 {ep.get('loop_latency_p50_ms', math.nan):.2f} ms)"
-    )
-    # With lockstep every sim step waits for the command answering the previous one, so the
-    # loop through topics is the lock-step gym rollout: same observations, same arithmetic,
-    # the same score (to float rounding of v/0.6 and back).  Only a step that waited past
-    # lockstep_timeout_s (0.5 s; a stalled machine) reuses the previous command; each such
-    # step can move a 4 s pursuit score by a few hundredths, hence 0.05 per late step.
-    assert abs(score - direct_score) <= 1e-6 + 0.05 * ep["late_commands"]
-    # episode 0 start and the episode-1 boundary both reset the recurrent state
-    assert spin(ex, lambda: policy.resets >= 2, 5.0)
+    # 1. two whole episodes at ratio 0.5: the scores through topics vs the direct rollout
+    assert spin(ex, lambda: len(sim.episodes) >= 2, 120.0), "episodes did not finish"
+    for ep, direct in zip(sim.episodes, direct_scores):
+        score = ep["normalized_score"]
+        print(
+            f"\nclosed loop score {score:.4f} vs direct {direct:.4f} "
+            f"({ep['late_commands']}/{ep['steps']} late commands, "
+            f"loop latency p50 {ep.get('loop_latency_p50_ms', math.nan):.2f} ms)"
+        )
+        # With lockstep every sim step waits for the command answering the previous one,
+        # so the loop through topics is the lock-step gym rollout: same observations, same
+        # arithmetic, the same score (the second episode also checks that the state reset
+        # at the episode boundary lands between the episodes).  Only a step that waited
+        # past lockstep_timeout_s (0.5 s; a stalled machine) reuses the previous command;
+        # such a step can move a short pursuit score by a few hundredths: 0.05 per step.
+        assert abs(score - direct) <= 1e-6 + 0.05 * ep["late_commands"]
+    # the starts of episodes 0, 1 and 2 each reset the recurrent state
+    assert spin(ex, lambda: policy.resets >= 3, 5.0)
 
     # 2. SetParameters from another node: accepted, in effect within one control period
     n_before = len(statuses)

@@ -383,3 +383,36 @@ def test_timer_trigger_steps_at_rate_hz_on_the_events_since_the_last_step(ros_co
     ex.shutdown()
     policy.destroy_node()
     driver.destroy_node()
+
+
+def test_sim_images_through_event_camera_node_become_event_packets(ros_context, spin):
+    from hybrid_snn_control.ros.event_camera_node import EventCameraNode
+
+    ns = "sim_images"
+    ex = SingleThreadedExecutor(context=ros_context)
+    sim = SimNode(
+        context=ros_context,
+        namespace=ns,
+        parameter_overrides=overrides({"publish_images": True, "publish_events": False}),
+    )
+    camera = EventCameraNode(
+        context=ros_context,
+        namespace=ns,
+        parameter_overrides=overrides({"width": 32, "height": 32, "packet_ms": 0.0}),
+    )
+    driver = Node("driver", namespace=ns, context=ros_context)
+    packets: list[PointCloud2] = []
+    driver.create_subscription(PointCloud2, "events", packets.append, qos_profile_sensor_data)
+    cmd = driver.create_publisher(TwistStamped, "cmd_vel", 1)
+    for n in (sim, camera, driver):
+        ex.add_node(n)
+    turn = TwistStamped()
+    turn.twist.angular.z = 3.0  # turning makes the whole view move: events for sure
+    assert spin(ex, lambda: cmd.get_subscription_count() > 0, 10.0)
+    cmd.publish(turn)
+    assert spin(ex, lambda: len(packets) >= 3, 10.0), "no events from the image path"
+    assert camera.stream.counters.dropped_malformed == 0
+    assert all(p.width > 0 for p in packets)
+    ex.shutdown()
+    for n in (driver, camera, sim):
+        n.destroy_node()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import Twist, TwistStamped
 from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
@@ -29,6 +29,7 @@ from hybrid_snn_control.deploy.safety import (
     Velocity,
     wheel_velocities,
 )
+from hybrid_snn_control.ros.diagnostics import publish_status
 from hybrid_snn_control.ros.params import ParameterBinding
 from hybrid_snn_control.ros.settings import ActuatorSettings
 
@@ -170,16 +171,7 @@ class ActuatorNode(Node):
         values = {"state": gate.state.value, **gate.counters.as_dict()}
         values["last_command_age_s"] = "none" if age is None else f"{age:.3f}"
         values["output"] = " ".join(f"{c:.3f}" for c in gate.output)
-        status = DiagnosticStatus(
-            level=level,
-            name=f"{self.get_name()}: command safety",
-            message=message,
-            hardware_id=self.get_fully_qualified_name(),
-            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
-        )
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diagnostics.publish(array)
+        publish_status(self, self._diagnostics, level, "command safety", message, values)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import sys
 from dataclasses import fields
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
@@ -42,6 +42,7 @@ from hybrid_snn_control.deploy.event_stream import (
 )
 from hybrid_snn_control.events import EventCameraSimulator
 from hybrid_snn_control.events.codecs import Evt3State
+from hybrid_snn_control.ros.diagnostics import publish_status
 from hybrid_snn_control.ros.event_msgs import (
     events_to_pointcloud2,
     image_to_frame,
@@ -203,16 +204,7 @@ class EventCameraNode(Node):
         values["lost_in_middleware"] = self.lost_in_middleware
         if self.simulator is not None:
             values["simulator_resets"] = self.sim_resets
-        status = DiagnosticStatus(
-            level=level,
-            name=f"{self.get_name()}: event stream",
-            message=message,
-            hardware_id=self.get_fully_qualified_name(),
-            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
-        )
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diagnostics.publish(array)
+        publish_status(self, self._diagnostics, level, "event stream", message, values)
 
     # -- parameter changes -------------------------------------------------------------
     def _set_max_buffered(self, value: int) -> None:

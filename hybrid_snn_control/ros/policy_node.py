@@ -20,7 +20,7 @@ import json
 import sys
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
@@ -43,6 +43,7 @@ from hybrid_snn_control.deploy.controller import (
 )
 from hybrid_snn_control.events.codecs import us_to_stamp
 from hybrid_snn_control.ros.actuator_node import COMMAND_QOS, ESTOP_QOS
+from hybrid_snn_control.ros.diagnostics import publish_status
 from hybrid_snn_control.ros.event_msgs import pointcloud2_to_events, stamp_us_of
 from hybrid_snn_control.ros.params import ParameterBinding
 from hybrid_snn_control.ros.settings import PolicySettings
@@ -268,16 +269,7 @@ class PolicyNode(Node):
         for k in ("synops", "energy_pj"):
             if k in self.last_step:
                 values[f"{k}_per_step"] = f"{self.last_step[k]:.0f}"
-        status = DiagnosticStatus(
-            level=level,
-            name=f"{self.get_name()}: policy",
-            message=message,
-            hardware_id=self.get_fully_qualified_name(),
-            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
-        )
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diagnostics.publish(array)
+        publish_status(self, self._diagnostics, level, "policy", message, values)
 
 
 def main(args: list[str] | None = None) -> int:

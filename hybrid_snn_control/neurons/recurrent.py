@@ -76,48 +76,11 @@ class _Recurrent(Cell):
         return weights
 
 
-class RNNCell(_Recurrent):
-    """Vanilla tanh RNN cell."""
+class _SingleStateRecurrent(_Recurrent):
+    """RNN and GRU: one hidden state, torch's fused cell for a step and kernel for a sequence."""
 
-    gates = 1
-
-    def initial_state(self, batch_size, device=None, dtype=None) -> RNNState:
-        dtype = dtype if dtype is not None else self.weight_ih.dtype
-        return RNNState(torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype))
-
-    def step(self, x: Tensor, state: RNNState | None = None, mask: Tensor | None = None):
-        h = self._zeros(x.shape[0], x) if state is None else state.h
-        if mask is not None:
-            h = h * mask
-        h = torch.rnn_tanh_cell(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
-        if mask is not None:
-            h = h * mask
-        return h, RNNState(h)
-
-    def forward(self, x_seq: Tensor, state: RNNState | None = None, mask: Tensor | None = None):
-        check_sequence(x_seq)
-        h0 = self._zeros(x_seq.shape[1], x_seq) if state is None else state.h
-        out, h = torch.rnn_tanh(
-            x_seq,
-            h0[None],
-            self._weights(mask),
-            self.bias_ih is not None,
-            1,
-            0.0,
-            self.training,
-            False,
-            False,
-        )
-        h = h[0]
-        if mask is not None:
-            out, h = out * mask, h * mask
-        return out, RNNState(h)
-
-
-class GRUCell(_Recurrent):
-    """GRU cell (torch gate order r, z, n)."""
-
-    gates = 3
+    _cell_fn = staticmethod(torch.rnn_tanh_cell)
+    _sequence_fn = staticmethod(torch.rnn_tanh)
 
     def initial_state(self, batch_size, device=None, dtype=None) -> RNNState:
         dtype = dtype if dtype is not None else self.weight_ih.dtype
@@ -127,7 +90,7 @@ class GRUCell(_Recurrent):
         h = self._zeros(x.shape[0], x) if state is None else state.h
         if mask is not None:
             h = h * mask
-        h = torch.gru_cell(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        h = self._cell_fn(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         if mask is not None:
             h = h * mask
         return h, RNNState(h)
@@ -137,7 +100,7 @@ class GRUCell(_Recurrent):
         h0 = self._zeros(x_seq.shape[1], x_seq) if state is None else state.h
         if mask is not None:
             h0 = h0 * mask
-        out, h = torch.gru(
+        out, h = self._sequence_fn(
             x_seq,
             h0[None],
             self._weights(mask),
@@ -152,6 +115,20 @@ class GRUCell(_Recurrent):
         if mask is not None:
             out, h = out * mask, h * mask
         return out, RNNState(h)
+
+
+class RNNCell(_SingleStateRecurrent):
+    """Vanilla tanh RNN cell."""
+
+    gates = 1
+
+
+class GRUCell(_SingleStateRecurrent):
+    """GRU cell (torch gate order r, z, n)."""
+
+    gates = 3
+    _cell_fn = staticmethod(torch.gru_cell)
+    _sequence_fn = staticmethod(torch.gru)
 
 
 class LSTMCell(_Recurrent):

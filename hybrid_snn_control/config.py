@@ -41,6 +41,7 @@ __all__ = [
     "load_parameter_file",
     "param",
     "to_mapping",
+    "unflatten",
 ]
 
 
@@ -112,7 +113,7 @@ def load_node_params(
         if _node_matches(key, node_name):
             _deep_update(merged, sections[key])
     if overrides:
-        _deep_update(merged, _unflatten(dict(overrides)))
+        _deep_update(merged, unflatten(overrides))
     return from_mapping(cls, merged, source=f"{path} [{node_name}]")
 
 
@@ -124,14 +125,15 @@ def _deep_update(dst: dict[str, Any], src: Mapping[str, Any]) -> None:
             dst[k] = dict(v) if isinstance(v, Mapping) else v
 
 
-def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """ROS dotted parameter names → nested map (the inverse of :func:`flatten`)."""
     out: dict[str, Any] = {}
     for key, value in flat.items():
-        parts = key.split(".")
+        *parents, leaf = key.split(".")
         cur = out
-        for p in parts[:-1]:
+        for p in parents:
             cur = cur.setdefault(p, {})
-        cur[parts[-1]] = value
+        cur[leaf] = value
     return out
 
 

@@ -25,7 +25,14 @@ from rcl_interfaces.msg import (
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from hybrid_snn_control.config import ConfigError, coerce_value, flatten, from_mapping, to_mapping
+from hybrid_snn_control.config import (
+    ConfigError,
+    coerce_value,
+    flatten,
+    from_mapping,
+    to_mapping,
+    unflatten,
+)
 
 T = TypeVar("T")
 
@@ -87,7 +94,9 @@ class ParameterBinding(Generic[T]):
             )
         current = {n: node.get_parameter(n).value for n in base}
         try:
-            self.values: T = from_mapping(cls, _nest(current), source=f"node '{node.get_name()}'")
+            self.values: T = from_mapping(
+                cls, unflatten(current), source=f"node '{node.get_name()}'"
+            )
         except ConfigError as exc:
             raise ValueError(f"invalid startup parameters: {exc}") from None
         node.add_on_set_parameters_callback(self._on_set)
@@ -112,21 +121,10 @@ class ParameterBinding(Generic[T]):
             merged = flatten(to_mapping(self.values))
             merged.update(updates)
             try:
-                self.values = from_mapping(self._cls, _nest(merged), source="set_parameters")
+                self.values = from_mapping(self._cls, unflatten(merged), source="set_parameters")
             except ConfigError as exc:
                 return SetParametersResult(successful=False, reason=str(exc))
             for name, value in updates.items():
                 for hook in self._hooks.get(name, []):
                     hook(value)
         return SetParametersResult(successful=True)
-
-
-def _nest(flat: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in flat.items():
-        cur = out
-        *parents, leaf = key.split(".")
-        for p in parents:
-            cur = cur.setdefault(p, {})
-        cur[leaf] = value
-    return out

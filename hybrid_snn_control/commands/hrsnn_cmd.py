@@ -6,6 +6,9 @@
 * ``hsc hrsnn compare`` — homogeneous vs heterogeneous neurons × STDP over seeds, on a
   test set the search never saw; prints a markdown table (mean ± std) and can write
   every run as JSON.
+* ``hsc hrsnn bptt`` — the BPTT-trained hybrid (``training/hrsnn_bptt.py``) on the same
+  train and test clips, one network per spiking ratio; epochs chosen on a validation
+  quarter of the training clips.
 
 Data sets are generated with distinct seeds (train 0, test 1, validation 2), so search
 and comparison never share samples.
@@ -31,19 +34,23 @@ CONDITION_KEYS = {
 }
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+def _add_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classes", type=int, default=8, help="motion classes K (2..8)")
     p.add_argument("--train", type=int, default=320, help="training clips")
     p.add_argument("--eval", type=int, default=320, help="validation / test clips")
     p.add_argument("--steps", type=int, default=40, help="time steps per clip")
     p.add_argument("--sensor", type=int, default=32, help="sensor width = height (pixels)")
     p.add_argument("--pool", type=int, default=2, help="input pooling factor")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    _add_data(p)
     p.add_argument("--neurons", type=int, default=200, help="HRSNN population size")
     p.add_argument("--input-scale", type=float, default=10.0)
     p.add_argument("--recurrent-scale", type=float, default=1.0)
     p.add_argument("--n-bins", type=int, default=1, help="readout time bins (1 = counts)")
     p.add_argument("--stdp-epochs", type=int, default=1)
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -75,6 +82,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--json", type=Path, default=None, help="write every run here")
     c.set_defaults(func=run_compare)
+    b = hsub.add_parser("bptt", help="the BPTT-trained hybrid on the same clips")
+    _add_data(b)
+    b.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    b.add_argument("--ratios", type=float, nargs="+", default=[0.0, 0.5, 1.0])
+    b.add_argument("--hidden", type=int, nargs="+", default=[64], help="units per layer")
+    b.add_argument("--layers", type=int, default=2)
+    b.add_argument("--lr", type=float, default=3e-3)
+    b.add_argument("--batch-size", type=int, default=32)
+    b.add_argument(
+        "--epochs", type=int, default=None, help="fixed epochs (default: chosen on validation)"
+    )
+    b.add_argument("--max-epochs", type=int, default=150, help="length of the validation run")
+    b.add_argument("--eval-every", type=int, default=5, help="validation every N epochs")
+    b.add_argument(
+        "--select-seeds",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2],
+        help="seeds of the validation runs",
+    )
+    b.add_argument("--json", type=Path, default=None, help="write every run here")
+    b.set_defaults(func=run_bptt)
 
 
 def _setup(args: argparse.Namespace):
@@ -223,5 +252,93 @@ def format_table(summary: list[dict]) -> str:
             f"| {s['condition']} | {s['runs']} | {s['num_neurons']} | "
             f"{pm(s, 'accuracy', '.3f')} | {pm(s, 'firing_rate', '.3f')} | {synops} | "
             f"{pm(s, 'stdp_wall_s', '.2f')} |"
+        )
+    return "\n".join(lines)
+
+
+def run_bptt(args: argparse.Namespace) -> int:
+    import torch
+
+    from hybrid_snn_control.training.hrsnn_bptt import (
+        BPTTSettings,
+        pick_epochs,
+        summarize_bptt,
+        train_and_evaluate_bptt,
+        validation_curve,
+    )
+
+    if args.sensor % args.pool:
+        raise ValueError(f"--sensor {args.sensor} must be a multiple of --pool {args.pool}")
+    torch.set_num_threads(args.threads)
+    train = _data(args, args.train, TRAIN_SEED)
+    test = _data(args, args.eval, TEST_SEED)
+    rows, selection = [], []
+    for hidden in args.hidden:
+        settings = BPTTSettings(
+            hidden_size=hidden, num_layers=args.layers, lr=args.lr, batch_size=args.batch_size
+        )
+        for ratio in args.ratios:
+            epochs, curves = args.epochs, []
+            if epochs is None:  # on 3/4 of the training clips, scored on the other quarter
+                for seed in args.select_seeds:
+                    curve = validation_curve(
+                        train,
+                        args.classes,
+                        ratio,
+                        seed,
+                        args.max_epochs,
+                        args.eval_every,
+                        settings,
+                    )
+                    curves.append(curve)
+                mean = [
+                    {
+                        **point,
+                        "val_accuracy": sum(c[i]["val_accuracy"] for c in curves) / len(curves),
+                    }
+                    for i, point in enumerate(curves[0])
+                ]
+                epochs = pick_epochs(mean)
+                best = max(p["val_accuracy"] for p in mean)
+                print(f"hidden {hidden} r={ratio:g}: {epochs} epochs (validation acc {best:.3f})")
+            selection.append(
+                {"hidden_size": hidden, "ratio": ratio, "epochs": epochs, "curves": curves}
+            )
+            for seed in args.seeds:
+                row = train_and_evaluate_bptt(
+                    train, test, args.classes, ratio, seed, epochs, settings
+                )
+                rows.append(row)
+                print(
+                    f"  hidden {hidden} r={ratio:g} seed {seed}: acc {row['accuracy']:.3f} "
+                    f"train {row['train_accuracy']:.3f} wall {row['train_wall_s']:.1f} s"
+                )
+    print(format_bptt_table(summarize_bptt(rows)))
+    if args.json is not None:
+        out = {
+            "rows": rows,
+            "selection": selection,
+            "args": {k: str(v) for k, v in vars(args).items() if k != "func"},
+        }
+        args.json.write_text(json.dumps(out, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def format_bptt_table(summary: list[dict]) -> str:
+    """Markdown table of :func:`~hybrid_snn_control.training.hrsnn_bptt.summarize_bptt` rows."""
+    lines = [
+        "| layers × hidden | ratio r | runs | epochs | active units | test accuracy "
+        "| train accuracy | SynOps/clip | MACs/clip | energy/clip (µJ) | train wall/seed (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in summary:
+        lines.append(
+            f"| {s['num_layers']} × {s['hidden_size']} | {s['ratio']:g} | {s['runs']} | "
+            f"{s['epochs']} | {s['num_neurons']} | "
+            f"{s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f} | "
+            f"{s['train_accuracy_mean']:.3f} | {s['synops_per_clip_mean']:.3g} | "
+            f"{s['macs_per_clip_mean']:.3g} | {s['energy_uj_per_clip_mean']:.3g} | "
+            f"{s['train_wall_s_mean']:.1f} |"
         )
     return "\n".join(lines)

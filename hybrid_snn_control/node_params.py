@@ -19,6 +19,7 @@ SECTIONS: dict[str, str] = {
     "hsc_hstnn": "hybrid_snn_control.training.hstnn:HSTNNConfig",
     "hsc_classify": "hybrid_snn_control.training.classification:ClassifyConfig",
     "hsc_imitation": "hybrid_snn_control.training.imitation:ImitationConfig",
+    "hsc_hrsnn_policy": "hybrid_snn_control.training.hrsnn_policy:HRSNNPolicyTrainConfig",
     "actuator_node": "hybrid_snn_control.ros.settings:ActuatorSettings",
     "event_camera_node": "hybrid_snn_control.ros.settings:EventCameraSettings",
     "policy_node": "hybrid_snn_control.ros.settings:PolicySettings",

@@ -7,9 +7,9 @@ Every node reads its section of one parameter file (``config:=``, default the sh
 arguments, so no remapping file is needed: ``cmd_vel_topic`` (e.g. a
 diff_drive_controller's ``~/cmd_vel``, or a forward velocity controller's ``~/commands``
 with ``output_type: wheel_velocities``), ``estop_topic`` and ``event_topic`` (the camera
-driver's EventPacket topic).  ``checkpoint`` (empty: the shipped policy) and
-``spiking_ratio`` set the policy; ``joint_states_topic`` / ``imu_topic`` its
-proprioception.
+driver's EventPacket topic).  ``checkpoint`` (empty: the shipped policy),
+``spiking_ratio`` and ``online_plasticity`` (HRSNN-core policies) set the policy;
+``joint_states_topic`` / ``imu_topic`` its proprioception.
 """
 
 import os
@@ -35,6 +35,9 @@ def generate_launch_description():
             "use_sim_time": use_sim_time,
             "checkpoint": LaunchConfiguration("checkpoint"),
             "spiking_ratio": ParameterValue(LaunchConfiguration("spiking_ratio"), value_type=float),
+            "online_plasticity": ParameterValue(
+                LaunchConfiguration("online_plasticity"), value_type=bool
+            ),
         },
     ]
     return LaunchDescription(
@@ -67,6 +70,11 @@ def generate_launch_description():
                 "spiking_ratio",
                 default_value="0.5",
                 description="initial spiking ratio in [0, 1] (change live with ros2 param set)",
+            ),
+            DeclareLaunchArgument(
+                "online_plasticity",
+                default_value="false",
+                description="HRSNN-core policies: keep learning by STDP from the live events",
             ),
             DeclareLaunchArgument(
                 "joint_states_topic",

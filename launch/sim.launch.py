@@ -9,7 +9,7 @@ and ``/clock``; event_camera_node runs on the sim's images when ``publish_images
 (its output then goes to ``camera_events``; remap to ``events`` to drive the policy with
 it).  Arguments: ``config``, ``use_sim_time`` (default true: sim_node publishes
 ``/clock``), ``checkpoint`` (empty: the shipped policy), ``spiking_ratio``,
-``image_topic``, ``cmd_vel_topic``.
+``online_plasticity`` (HRSNN-core policies), ``image_topic``, ``cmd_vel_topic``.
 """
 
 import os
@@ -35,6 +35,9 @@ def generate_launch_description():
             "use_sim_time": use_sim_time,
             "checkpoint": LaunchConfiguration("checkpoint"),
             "spiking_ratio": ParameterValue(LaunchConfiguration("spiking_ratio"), value_type=float),
+            "online_plasticity": ParameterValue(
+                LaunchConfiguration("online_plasticity"), value_type=bool
+            ),
         },
     ]
     return LaunchDescription(
@@ -56,6 +59,11 @@ def generate_launch_description():
                 "spiking_ratio",
                 default_value="0.5",
                 description="initial spiking ratio in [0, 1] (change live with ros2 param set)",
+            ),
+            DeclareLaunchArgument(
+                "online_plasticity",
+                default_value="false",
+                description="HRSNN-core policies: keep learning by STDP from the live events",
             ),
             DeclareLaunchArgument(
                 "image_topic", default_value="image", description="simulated camera images"

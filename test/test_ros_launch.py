@@ -103,7 +103,7 @@ def test_launch_files_pass_checkpoint_and_ratio_to_the_policy(fake_launch, name)
         e.kwargs for e in entities if isinstance(e, Node) and e.kwargs["name"] == "policy_node"
     )
     used = configurations(policy["parameters"])
-    assert {"checkpoint", "spiking_ratio", "config"} <= set(used)
+    assert {"checkpoint", "spiking_ratio", "online_plasticity", "config"} <= set(used)
     assert float(declared["spiking_ratio"]["default_value"]) == 0.5
     if name == "sim":  # sim_node publishes /clock, so the simulated loop follows it
         assert declared["use_sim_time"]["default_value"] == "true"

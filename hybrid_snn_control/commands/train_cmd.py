@@ -32,6 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--run-dir", default=None, help="stage runs and checkpoints (hstnn.out_dir)")
     t.add_argument("--pipeline", choices=("hstnn", "direct"), default="hstnn")
     t.add_argument(
+        "--core",
+        choices=("hybrid", "hrsnn"),
+        default="hybrid",
+        help="hrsnn: STDP-shaped HRSNN + ridge readout, no backprop (section hsc_hrsnn_policy)",
+    )
+    t.add_argument(
         "--ratio", type=float, default=None, help="direct: the fixed ratio; hstnn: stored ratio"
     )
     t.add_argument(
@@ -56,6 +62,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--episodes", type=int, default=8)
     e.add_argument("--seed", type=int, default=0, help="evaluation worlds")
     e.add_argument("--expert", action="store_true", help="also score the expert on the same worlds")
+    e.add_argument(
+        "--online-plasticity",
+        action="store_true",
+        help="HRSNN-core policies: keep learning by STDP during the episodes (in order)",
+    )
     e.add_argument("--device", default="cpu")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
@@ -66,8 +77,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--model",
         action="append",
         default=[],
-        metavar="NAME[@R,..]=PATH[,PATH..]",
-        help="a model (one file per seed, or one); default: hybrid=<shipped policy>",
+        metavar="NAME[@R,..][:online]=PATH[,PATH..]",
+        help="a model (one file per seed, or one; ':online' = with online plasticity); "
+        "default: hybrid=<shipped policy>",
     )
     s.add_argument("--ratios", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
     s.add_argument("--shifts", nargs="+", default=["nominal", "dim", "flicker", "slippery"])
@@ -124,6 +136,8 @@ def run_train(args: argparse.Namespace) -> int:
     over = _overrides(args.overrides)
     if args.seed is not None:
         over["seed"] = args.seed
+    if args.core == "hrsnn":
+        return _train_hrsnn(args, over)
     task = load_task(args.config, over)
     cfg = task.cfg
     stages = dataclasses.replace(
@@ -191,6 +205,24 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 # ---- eval ----------------------------------------------------------------------------------------
+def _train_hrsnn(args: argparse.Namespace, over: dict) -> int:
+    """STDP phase + ridge readout + DAgger refits (:mod:`~.training.hrsnn_policy`)."""
+    from hybrid_snn_control.config import load_node_params
+    from hybrid_snn_control.paths import config_file
+    from hybrid_snn_control.training.hrsnn_policy import (
+        HRSNNPolicyTrainConfig,
+        train_hrsnn_policy,
+    )
+
+    cfg = load_node_params(
+        config_file(args.config), "hsc_hrsnn_policy", HRSNNPolicyTrainConfig, over
+    )
+    out = Path(args.out or Path(args.run_dir or "runs/hrsnn_policy") / "policy.safetensors")
+    _, meta = train_hrsnn_policy(cfg, out)
+    print(f"wrote {out} ({meta['train_s']:.1f} s)")
+    return 0
+
+
 def _load(path: str | None, device: str = "cpu"):
     from hybrid_snn_control.training.default_policy import default_policy_path
     from hybrid_snn_control.training.policy import load_policy
@@ -215,7 +247,17 @@ def run_eval(args: argparse.Namespace) -> int:
     policy, meta = _load(args.checkpoint, args.device)
     settings = env_settings(meta)
     shift = None if args.shift == "nominal" else args.shift
-    rows = [evaluate_policy(policy, settings, args.ratio, shift, args.episodes, args.seed)]
+    rows = [
+        evaluate_policy(
+            policy,
+            settings,
+            args.ratio,
+            shift,
+            args.episodes,
+            args.seed,
+            online_plasticity=args.online_plasticity,
+        )
+    ]
     rows[0]["model"] = Path(args.checkpoint).stem if args.checkpoint else "default"
     if args.expert:
         rows.append(evaluate_expert(settings, shift, args.episodes, args.seed))

@@ -209,7 +209,10 @@ class PolicyController:
             self.meta = self._runtime.meta
             self.event_shape = tuple(self._runtime.event_shape)
             self.proprio_size = self._runtime.proprio_size
-        if spiking_ratio is None:  # the checkpoint's own ratio (0.0 is a valid one)
+        fixed = self._policy.fixed_ratio if self._policy is not None else None
+        if fixed is not None:  # e.g. an HRSNN core: all spiking, whatever was asked
+            spiking_ratio = fixed
+        elif spiking_ratio is None:  # the checkpoint's own ratio (0.0 is a valid one)
             stored = self.meta.get("spiking_ratio")
             spiking_ratio = 0.5 if stored is None else stored
         self.set_ratio(spiking_ratio)
@@ -230,10 +233,31 @@ class PolicyController:
         self._ratio = r
         return r
 
+    @property
+    def fixed_ratio(self) -> float | None:
+        """The only ratio this policy runs at (an HRSNN core: 1.0), None if any ratio works."""
+        return self._policy.fixed_ratio if self._policy is not None else None
+
+    @property
+    def plasticity(self) -> bool:
+        return self._policy is not None and self._policy.plasticity
+
+    def set_plasticity(self, on: bool) -> None:
+        """Online STDP from the live events (HRSNN cores only; ValueError otherwise)."""
+        if on and self._policy is None:
+            raise ValueError(f"online plasticity needs the torch backend, not {self.backend}")
+        if self._policy is not None:
+            self._policy.set_plasticity(bool(on))
+
+    def weight_norms(self) -> dict[str, float]:
+        """Norms of the plastic weights (empty for a policy without plasticity)."""
+        return self._policy.weight_norms() if self._policy is not None else {}
+
     def reset(self) -> None:
         """Zero the recurrent state (episode start, or the ``reset`` service)."""
         if self._policy is not None:
-            self._state = self._policy.initial_state(1, next(self._policy.parameters()).device)
+            self._device = next(self._policy.parameters()).device
+            self._state = self._policy.initial_state(1, self._device)
         else:
             self._runtime.reset()
 
@@ -241,8 +265,7 @@ class PolicyController:
         """A copy of the recurrent state (for tests: what reset and ratio changes keep)."""
         if self._policy is not None:
             return [
-                t.detach().cpu().numpy().copy()
-                for t in self._policy.core.flatten_state(self._state)
+                t.detach().cpu().numpy().copy() for t in self._policy.flatten_state(self._state)
             ]
         return list(self._runtime.state().values())
 
@@ -273,24 +296,17 @@ class PolicyController:
         )
 
     def _torch_step(self, frame: np.ndarray, proprio: np.ndarray):
-        from hybrid_snn_control.hybrid.efficiency import count_efficiency
-
         torch, policy = self._torch, self._policy
-        dev = self._state.trace.device
+        dev = self._device
         with torch.inference_mode():
             ev = torch.from_numpy(np.ascontiguousarray(frame, np.float32))[None].to(dev)
             pr = torch.from_numpy(np.ascontiguousarray(proprio, np.float32))[None].to(dev)
-            out, self._state, activity = policy.core.step_with_activity(
-                policy.features(ev, pr), self._state
-            )
-            action = torch.tanh(out)[0].cpu().numpy()
-            report = count_efficiency(policy.core, activity)
-        macs = report.macs_per_step + policy.encoder.macs
-        energy = report.energy_pj_per_step + policy.encoder.macs * report.mac_energy_pj
+            action, self._state, report = policy.step_with_efficiency(ev, pr, self._state)
+            action = action[0].cpu().numpy()
         cost = StepCost(
             synops=report.synops_per_step,
-            macs=macs,
-            energy_pj=energy,
+            macs=report.macs_per_step,
+            energy_pj=report.energy_pj_per_step,
             firing_rate=[float(r) for r in report.firing_rate],
         )
         return action, cost

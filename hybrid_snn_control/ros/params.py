@@ -102,7 +102,12 @@ class ParameterBinding(Generic[T]):
         node.add_on_set_parameters_callback(self._on_set)
 
     def on_change(self, name: str, hook: Callable[[Any], None]) -> None:
-        """Call ``hook(new_value)`` after a change of ``name`` is accepted."""
+        """Call ``hook(new_value)`` when a change of ``name`` passed validation.
+
+        ``values`` already holds the new settings when the hook runs; a hook that raises
+        ``ValueError`` rejects the change with its message as the reason (``values`` is
+        restored), e.g. a value the loaded model cannot take.
+        """
         self._hooks.setdefault(name, []).append(hook)
 
     def _on_set(self, params: list[Parameter]) -> SetParametersResult:
@@ -118,13 +123,18 @@ class ParameterBinding(Generic[T]):
             except ConfigError as exc:
                 return SetParametersResult(successful=False, reason=str(exc))
         if updates:
-            merged = flatten(to_mapping(self.values))
+            previous = self.values
+            merged = flatten(to_mapping(previous))
             merged.update(updates)
             try:
                 self.values = from_mapping(self._cls, unflatten(merged), source="set_parameters")
             except ConfigError as exc:
                 return SetParametersResult(successful=False, reason=str(exc))
-            for name, value in updates.items():
-                for hook in self._hooks.get(name, []):
-                    hook(value)
+            try:
+                for name, value in updates.items():
+                    for hook in self._hooks.get(name, []):
+                        hook(value)
+            except ValueError as exc:
+                self.values = previous
+                return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)

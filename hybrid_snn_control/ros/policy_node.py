@@ -10,7 +10,10 @@ Service ``~/reset`` (``std_srvs/Trigger``) zeroes the recurrent state.
 
 ``spiking_ratio`` is declared with ``FloatingPointRange(0, 1)`` and validated on every
 set-parameters call (out of range, NaN, wrong type → rejected with the reason, the old
-ratio stays); an accepted value is a mask change applied at the next control step.
+ratio stays); an accepted value is a mask change applied at the next control step.  A
+policy with an HRSNN core is all spiking: its ratio is fixed at 1 (other values are
+rejected), and ``online_plasticity`` (bool) switches its STDP on the live events on or
+off at run time; ``~/status`` then carries the recurrent weight norms.
 The step itself lives in :class:`hybrid_snn_control.deploy.controller.PolicyController`.
 """
 
@@ -25,6 +28,7 @@ from geometry_msgs.msg import TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 
 try:  # Iron and later
@@ -90,7 +94,15 @@ class PolicyNode(Node):
         )
         _, h, w = self.controller.event_shape
         self.events = EventAccumulator(w, h)
+        self.controller.set_plasticity(s.online_plasticity)
+        if self.controller.spiking_ratio != s.spiking_ratio:  # a fixed-ratio (HRSNN) core
+            self.get_logger().warning(
+                f"spiking_ratio {s.spiking_ratio:g} requested, but this policy runs only at "
+                f"{self.controller.spiking_ratio:g}"
+            )
+            self.set_parameters([Parameter("spiking_ratio", value=self.controller.spiking_ratio)])
         self.params.on_change("spiking_ratio", self._set_ratio)
+        self.params.on_change("online_plasticity", self._set_plasticity)
         for name in ("max_linear_mps", "max_angular_rps"):
             self.params.on_change(name, self._set_scale)
         self._wheels: tuple[float, float] | None = None
@@ -135,7 +147,8 @@ class PolicyNode(Node):
         cadence = f"every {1e3 / s.rate_hz:g} ms" if s.trigger == "timer" else "per event packet"
         self.get_logger().info(
             f"policy {c.meta.get('policy_config', {}).get('event_shape')} "
-            f"({s.backend} on {s.device}) at spiking_ratio {c.spiking_ratio:g}, step {cadence}; "
+            f"({s.backend} on {s.device}) at spiking_ratio {c.spiking_ratio:g}, step {cadence}, "
+            f"online plasticity {'on' if c.plasticity else 'off'}; "
             f"proprio from {s.proprio_source} + imu"
         )
 
@@ -233,6 +246,8 @@ class PolicyNode(Node):
             )
         self.last_step = status
         if self.steps % s.status_every_steps == 0:
+            status["online_plasticity"] = self.controller.plasticity
+            status.update(self.controller.weight_norms())
             self._status.publish(String(data=json.dumps(status)))
 
     # -- parameter changes ---------------------------------------------------------------
@@ -243,6 +258,14 @@ class PolicyNode(Node):
         self.get_logger().info(
             f"spiking_ratio {old:g} → {value:g} from the next step "
             f"(masks only, {1e6 * (time.perf_counter() - t0):.0f} µs; state kept)"
+        )
+
+    def _set_plasticity(self, on: bool) -> None:
+        self.controller.set_plasticity(on)  # ValueError (rejected) for a non-HRSNN policy
+        norms = self.controller.weight_norms()
+        self.get_logger().info(
+            f"online plasticity {'on' if on else 'off'} from the next step "
+            f"(recurrent weight norm {norms.get('w_rec_norm', float('nan')):.4g})"
         )
 
     def _set_scale(self, _value: float) -> None:
@@ -258,6 +281,7 @@ class PolicyNode(Node):
             level, message = DiagnosticStatus.WARN, f"{drops} input packets dropped"
         values = {
             "spiking_ratio": f"{self.controller.spiking_ratio:g}",
+            "online_plasticity": str(self.controller.plasticity).lower(),
             "backend": self.controller.backend,
             "steps": self.steps,
             "resets": self.resets,
@@ -269,6 +293,8 @@ class PolicyNode(Node):
         for k in ("synops", "energy_pj"):
             if k in self.last_step:
                 values[f"{k}_per_step"] = f"{self.last_step[k]:.0f}"
+        for k, v in self.controller.weight_norms().items():
+            values[k] = f"{v:.6g}"
         publish_status(self, self._diagnostics, level, "policy", message, values)
 
 

@@ -166,6 +166,14 @@ class PolicySettings:
             "control step, state of kept units kept)",
         ),
     )
+    online_plasticity: bool = field(
+        default=False,
+        metadata=param(
+            description="HRSNN-core policies: STDP keeps adapting the recurrent synapses from "
+            "the live events (readout fixed); weight norms in ~/status. Other policies reject "
+            "true"
+        ),
+    )
     rate_hz: float = field(
         default=50.0,
         metadata=param(

@@ -10,6 +10,11 @@ student/expert fraction compares like with like.
 
 Evaluation worlds are seeded from ``EVAL_SEED_BASE`` upward, disjoint from the training
 worlds (:func:`~.imitation.episode_seeds` stays below 10⁹).
+
+With ``online_plasticity`` (HRSNN-core policies) the policy keeps learning by STDP while
+it is evaluated, as on a robot: one env, the episodes in order, weights carried from one
+episode to the next; the trained weights are restored afterwards and the row records
+how far the recurrent weights moved (``w_rec_drift``, relative L2).
 """
 
 from __future__ import annotations
@@ -81,33 +86,53 @@ def evaluate_policy(
     seed: int = 0,
     num_envs: int | None = None,
     latency_steps: int = 100,
+    online_plasticity: bool = False,
 ) -> dict[str, Any]:
     """Score and cost of ``policy`` at ``ratio`` (None = as loaded / redundant) under ``shift``.
 
     Returns a dict with :data:`ROW_FIELDS` (``model`` left empty for the caller) and the
-    env's other episode metrics.  The policy's ratio is restored afterwards.
+    env's other episode metrics.  The policy's ratio (and, with ``online_plasticity``,
+    its weights) are restored afterwards.
     """
-    n = min(num_envs or settings.num_envs, episodes)
+    n = 1 if online_plasticity else min(num_envs or settings.num_envs, episodes)
     envs = make_envs(settings, n, shift)
     previous = policy.spiking_ratio
     if ratio is not None:
         policy.set_ratio(ratio)
+    trained = {k: v.clone() for k, v in policy.state_dict().items()}
+    policy.set_plasticity(online_plasticity)
     try:
         eps, metrics = collect_episodes(
             envs, policy, eval_seeds(seed, _round_up(episodes, n)), beta=0.0
         )
+        drift = _drift(policy, trained) if online_plasticity else 0.0
     finally:
         envs.close()
+        policy.set_plasticity(False)
+        if online_plasticity:
+            policy.load_state_dict(trained)
     eps, metrics = eps[:episodes], metrics[:episodes]
     row: dict[str, Any] = {"model": "", "ratio": policy.spiking_ratio, "shift": shift or "nominal"}
     row.update(seed=seed, episodes=episodes, **_summarize(metrics))
     row.update(_efficiency(policy, eps))
     row["step_latency_ms"] = _latency_ms(policy, eps[0], latency_steps)
+    if online_plasticity:
+        row.update(online_plasticity=True, w_rec_drift=drift)
     if previous is None:
         policy.core.set_redundant()
     else:
         policy.set_ratio(previous)
     return row
+
+
+def _drift(policy, trained: dict[str, torch.Tensor]) -> float:
+    """Relative L2 change of the plastic weights (0 for a policy without any)."""
+    moved = [
+        (float((v.detach() - trained[k]).norm()), float(trained[k].norm()))
+        for k, v in policy.state_dict().items()
+        if k.endswith("w_rec")
+    ]
+    return sum(d for d, _ in moved) / max(sum(r for _, r in moved), 1e-12) if moved else 0.0
 
 
 @torch.no_grad()

@@ -45,7 +45,51 @@ from hybrid_snn_control.training.checkpoint import (
     with_prefix,
 )
 
-__all__ = ["EventEncoder", "HybridPolicy", "PolicyConfig", "load_policy", "save_policy"]
+__all__ = [
+    "EventEncoder",
+    "HRSNNCoreConfig",
+    "HybridPolicy",
+    "PolicyConfig",
+    "build_policy",
+    "load_policy",
+    "save_policy",
+]
+
+
+@dataclass
+class HRSNNCoreConfig:
+    """The HRSNN core of a policy with ``core: hrsnn`` (see :mod:`.hrsnn_policy`).
+
+    Time constants are in control steps (20 ms at 50 Hz), drawn per neuron from a gamma
+    distribution with the given mean and coefficient of variation (cv 0 = homogeneous).
+    """
+
+    num_neurons: int = field(default=200, metadata=param(range=(2, 100_000)))
+    excitatory_fraction: float = field(default=0.8, metadata=param(range=(0.0, 1.0)))
+    connection_prob: float = field(default=0.1, metadata=param(range=(1e-6, 1.0)))
+    input_connection_prob: float = field(default=0.2, metadata=param(range=(1e-6, 1.0)))
+    input_scale: float = field(default=10.0, metadata=param(range=(0.0, 1e6)))
+    recurrent_scale: float = field(default=1.0, metadata=param(range=(0.0, 1e6)))
+    tau_mem_mean: float = field(default=3.0, metadata=param(range=(0.1, 1e6)))
+    tau_mem_cv: float = field(default=1.0, metadata=param(range=(0.0, 10.0)))
+    tau_thr_mean: float = field(default=30.0, metadata=param(range=(0.1, 1e6)))
+    tau_thr_cv: float = field(default=1.0, metadata=param(range=(0.0, 10.0)))
+    threshold_adaptation: float = field(default=0.2, metadata=param(range=(0.0, 1e3)))
+    stdp: bool = True
+    stdp_heterogeneous: bool = True
+    stdp_eta: float = field(default=1e-3, metadata=param(range=(0.0, 1.0)))
+    stdp_normalize: bool = field(
+        default=True,
+        metadata=param(description="synaptic scaling: rows keep their L1 norm under STDP"),
+    )
+    trace_decay: float = field(
+        default=0.8, metadata=param(range=(0.0, 0.999), description="readout spike trace")
+    )
+    readout_skip: bool = field(
+        default=True,
+        metadata=param(description="the readout also sees the layer's input (extended state)"),
+    )
+    seed: int = 0
 
 
 @dataclass
@@ -64,10 +108,23 @@ class PolicyConfig:
     recurrent_cell: Literal["lstm", "gru", "rnn"] = "lstm"
     spiking_ratio: float = field(default=0.5, metadata=param(range=(0.0, 1.0)))
     rate_decay: float = field(default=0.8, metadata=param(range=(0.0, 0.999)))
+    core: Literal["hybrid", "hrsnn"] = field(
+        default="hybrid",
+        metadata=param(
+            description="hybrid: BPTT-trained HybridNetwork; hrsnn: STDP-shaped HRSNN with a "
+            "ridge readout (no backprop; encoder must be pool)"
+        ),
+    )
+    hrsnn: HRSNNCoreConfig = field(default_factory=HRSNNCoreConfig)
 
     def __post_init__(self) -> None:
         if len(self.event_shape) != 3 or min(self.event_shape) < 1:
             raise ValueError(f"event_shape must be [C, H, W] > 0, got {self.event_shape}")
+        if self.core == "hrsnn" and self.encoder != "pool":
+            raise ValueError(
+                "core 'hrsnn' is trained without backprop, so its encoder cannot be learned: "
+                f"use encoder 'pool', got {self.encoder!r}"
+            )
 
 
 class EventEncoder(nn.Module):
@@ -139,6 +196,27 @@ class HybridPolicy(nn.Module):
         self.proprio_mean.copy_(torch.as_tensor(mean, dtype=self.proprio_mean.dtype))
         self.proprio_std.copy_(torch.as_tensor(std, dtype=self.proprio_std.dtype).clamp_min(1e-6))
 
+    def flatten_state(self, state: HybridState) -> list[Tensor]:
+        return self.core.flatten_state(state)
+
+    #: None: any ratio in [0, 1] (an HRSNN core is all spiking: 1.0).
+    fixed_ratio: float | None = None
+
+    # ---- online plasticity: only an HRSNN core has it ------------------------------------
+    @property
+    def plasticity(self) -> bool:
+        return False
+
+    def set_plasticity(self, on: bool) -> None:
+        if on:
+            raise ValueError(
+                "online plasticity needs a policy with an HRSNN core (core: hrsnn); this "
+                "policy's core is the BPTT-trained hybrid network"
+            )
+
+    def weight_norms(self) -> dict[str, float]:
+        return {}
+
     # ---- inference / training --------------------------------------------------------------
     def features(self, events: Tensor, proprio: Tensor) -> Tensor:
         """Core input for any leading shape: ``events [..., C, H, W]``, ``proprio [..., P]``."""
@@ -170,21 +248,38 @@ class HybridPolicy(nn.Module):
         return torch.tanh(out), state
 
     @torch.no_grad()
+    def step_with_efficiency(
+        self, events: Tensor, proprio: Tensor, state: HybridState | None = None
+    ) -> tuple[Tensor, HybridState, EfficiencyReport]:
+        """:meth:`step` plus the cost of that very step (no second forward)."""
+        out, state, activity = self.core.step_with_activity(self.features(events, proprio), state)
+        return torch.tanh(out), state, self._with_encoder(count_efficiency(self.core, activity))
+
+    @torch.no_grad()
     def measure_efficiency(
         self, events: Tensor, proprio: Tensor, state: HybridState | None = None
     ) -> EfficiencyReport:
         """Cost per step of a real run at the current ratio, encoder MACs included."""
         _, _, activity = self.core.forward_with_activity(self.features(events, proprio), state)
-        report = count_efficiency(self.core, activity)
+        return self._with_encoder(count_efficiency(self.core, activity))
+
+    def _with_encoder(self, report: EfficiencyReport) -> EfficiencyReport:
         report.macs_per_step += self.encoder.macs
         report.energy_pj_per_step += self.encoder.macs * report.mac_energy_pj
         return report
 
 
 # ---- checkpoints ------------------------------------------------------------------------------
-def save_policy(
-    path: str | Path, policy: HybridPolicy, extra: Mapping[str, Any] | None = None
-) -> str:
+def build_policy(cfg: PolicyConfig) -> nn.Module:
+    """The policy class ``cfg.core`` names, untrained."""
+    if cfg.core == "hrsnn":
+        from hybrid_snn_control.training.hrsnn_policy import HRSNNPolicy
+
+        return HRSNNPolicy(cfg)
+    return HybridPolicy(cfg)
+
+
+def save_policy(path: str | Path, policy: nn.Module, extra: Mapping[str, Any] | None = None) -> str:
     """Write a deployable policy (weights, ranking, ratio, config) atomically; return hash."""
     meta = {
         "kind": "hybrid_policy",
@@ -199,8 +294,10 @@ def save_policy(
 
 def load_policy(
     path: str | Path, map_location: str | torch.device = "cpu"
-) -> tuple[HybridPolicy, dict[str, Any]]:
-    """Load a policy saved by :func:`save_policy`; mismatches are a :class:`CheckpointError`."""
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a policy saved by :func:`save_policy` (a :class:`HybridPolicy`, or an
+    :class:`~.hrsnn_policy.HRSNNPolicy` for ``core: hrsnn``); mismatches are a
+    :class:`CheckpointError`."""
     tensors, meta = load_checkpoint(path, map_location)
     if meta.get("kind") != "hybrid_policy":
         raise CheckpointError(f"{path} holds a '{meta.get('kind')}', not a hybrid_policy")
@@ -208,7 +305,10 @@ def load_policy(
         cfg = from_mapping(PolicyConfig, meta["policy_config"], source=f"{path} policy_config")
     except (KeyError, ConfigError) as exc:
         raise CheckpointError(f"{path}: bad policy_config: {exc}") from None
-    policy = HybridPolicy(cfg).to(map_location)
+    try:
+        policy = build_policy(cfg).to(map_location)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: bad policy_config: {exc}") from None
     state = split_prefix(tensors, "model")
     missing, unexpected = _diff(policy.state_dict(), state)
     if missing or unexpected:
@@ -220,7 +320,7 @@ def load_policy(
     except RuntimeError as exc:  # shape mismatches
         raise CheckpointError(f"{path} does not fit its config: {exc}") from None
     ratio = meta.get("spiking_ratio")
-    if ratio is not None:
+    if ratio is not None and policy.fixed_ratio is None:
         policy.set_ratio(ratio)
     policy.eval()
     return policy, meta

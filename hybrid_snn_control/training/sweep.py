@@ -52,13 +52,21 @@ class SweepEntry:
 
 
 def parse_entry(text: str) -> SweepEntry:
-    """``NAME[@R1,R2]=PATH[,PATH…]`` (one path per seed, or one for all seeds)."""
+    """``NAME[@R1,R2][:online]=PATH[,PATH…]`` (one path per seed, or one for all seeds).
+
+    ``:online`` evaluates with online plasticity (HRSNN-core policies; see
+    :func:`~.evaluate.evaluate_policy`).
+    """
     head, sep, tail = text.partition("=")
     if not sep or not head or not tail:
-        raise ValueError(f"model entry must be NAME[@RATIOS]=PATH[,PATH...], got {text!r}")
+        raise ValueError(f"model entry must be NAME[@RATIOS][:online]=PATH[,PATH...], got {text!r}")
+    head, colon, flag = head.partition(":")
+    if colon and flag != "online":
+        raise ValueError(f"model entry flag must be ':online', got {':' + flag!r} in {text!r}")
     name, _, ratios = head.partition("@")
     rs = [float(r) for r in ratios.split(",")] if ratios else None
-    return SweepEntry(name=name, paths=[p for p in tail.split(",") if p], ratios=rs)
+    extra = {"online_plasticity": True} if colon else {}
+    return SweepEntry(name=name, paths=[p for p in tail.split(",") if p], ratios=rs, extra=extra)
 
 
 def run_sweep(
@@ -87,9 +95,20 @@ def run_sweep(
                 _log(log, rows[-1])
             for e in entries:
                 policy, _ = load_policy(e.path_for(si))
-                for r in e.ratios if e.ratios is not None else ratios:
+                own = e.ratios if e.ratios is not None else ratios
+                if policy.fixed_ratio is not None:  # e.g. an HRSNN core: all spiking
+                    own = [policy.fixed_ratio]
+                for r in own:
                     t0 = time.perf_counter()
-                    row = evaluate_policy(policy, settings, r, _shift(shift), episodes, seed)
+                    row = evaluate_policy(
+                        policy,
+                        settings,
+                        r,
+                        _shift(shift),
+                        episodes,
+                        seed,
+                        online_plasticity=e.extra.get("online_plasticity", False),
+                    )
                     row["model"] = e.name
                     row["eval_s"] = time.perf_counter() - t0
                     rows.append(row)

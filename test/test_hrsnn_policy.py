@@ -210,3 +210,15 @@ def test_evaluation_with_online_plasticity_restores_the_trained_weights(tiny_tra
     assert row["online_plasticity"] and row["w_rec_drift"] > 0 and row["ratio"] == 1.0
     assert all(torch.equal(before[k], v) for k, v in policy.state_dict().items())
     assert not policy.plasticity
+
+
+def test_export_refuses_an_hrsnn_policy_with_the_reason(tmp_path):
+    from hybrid_snn_control.deploy.export import export_checkpoint
+    from hybrid_snn_control.training.checkpoint import CheckpointError
+
+    path = tmp_path / "h.safetensors"
+    save_policy(path, make_policy(), extra={})
+    with pytest.raises(CheckpointError, match="HRSNN core"):
+        export_checkpoint(path, tmp_path / "h.onnx", "onnx")
+    with pytest.raises(CheckpointError, match="HRSNN core"):
+        PolicyController(path, backend="onnxruntime")

@@ -345,9 +345,9 @@ def build_graph(
     checkpoint: str | Path, fp16: bool = False, device: str = "cpu", spike_counts: bool = True
 ) -> tuple[StepGraph, dict[str, Any]]:
     """Load a policy checkpoint and wrap it; return ``(graph, metadata)`` (format unset)."""
-    from hybrid_snn_control.training.policy import load_policy
+    from hybrid_snn_control.training.policy import load_hybrid_policy
 
-    policy, _ = load_policy(checkpoint)
+    policy, _ = load_hybrid_policy(checkpoint)
     policy = _prepare(policy, fp16, device)
     graph = StepGraph(policy, spike_counts=spike_counts)
     ckpt = {"sha256": checkpoint_sha256(checkpoint), "path": str(checkpoint)}
@@ -358,9 +358,9 @@ def export_checkpoint(
     checkpoint: str | Path, out: str | Path, fmt: str = "onnx", **kwargs: Any
 ) -> dict[str, Any]:
     """:func:`export_policy` for a checkpoint file (its sha256 goes into the metadata)."""
-    from hybrid_snn_control.training.policy import load_policy
+    from hybrid_snn_control.training.policy import load_hybrid_policy
 
-    policy, _ = load_policy(checkpoint)
+    policy, _ = load_hybrid_policy(checkpoint)
     ckpt = {"sha256": checkpoint_sha256(checkpoint), "path": str(checkpoint)}
     return export_policy(policy, out, fmt, checkpoint_meta=ckpt, **kwargs)
 

@@ -242,9 +242,9 @@ def export_nir_checkpoint(
     """Load a policy checkpoint, export what NIR expresses, write it; return the report."""
     import nir
 
-    from hybrid_snn_control.training.policy import load_policy
+    from hybrid_snn_control.training.policy import load_hybrid_policy
 
-    policy, _ = load_policy(checkpoint)
+    policy, _ = load_hybrid_policy(checkpoint)
     graph, report = export_nir(policy, ratio, dt, strict=strict)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     nir.write(str(out), graph)

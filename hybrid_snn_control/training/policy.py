@@ -51,6 +51,7 @@ __all__ = [
     "HybridPolicy",
     "PolicyConfig",
     "build_policy",
+    "load_hybrid_policy",
     "load_policy",
     "save_policy",
 ]
@@ -323,6 +324,20 @@ def load_policy(
     if ratio is not None and policy.fixed_ratio is None:
         policy.set_ratio(ratio)
     policy.eval()
+    return policy, meta
+
+
+def load_hybrid_policy(
+    path: str | Path, map_location: str | torch.device = "cpu"
+) -> tuple[HybridPolicy, dict[str, Any]]:
+    """:func:`load_policy` for the consumers of the hybrid core's step graph (export,
+    exported runtimes, NIR): another core is a :class:`CheckpointError` saying so."""
+    policy, meta = load_policy(path, map_location)
+    if not isinstance(policy, HybridPolicy):
+        raise CheckpointError(
+            f"{path} holds a policy with an HRSNN core: export, the TorchScript / ONNX "
+            "runtimes and NIR take hybrid policies only (run it with the torch backend)"
+        )
     return policy, meta
 
 

@@ -94,7 +94,7 @@ def test_cli_chooses_epochs_on_validation_and_writes_every_run(tmp_path, capsys)
     for chosen in found["selection"]:
         assert chosen["epochs"] in (2, 4)
         assert [p["epoch"] for p in chosen["curves"][0]] == [2, 4]
-    assert "| layers × hidden |" in capsys.readouterr().out
+    assert "| LIF/LSTM 2 × 8 | 0 | 2 |" in capsys.readouterr().out
 
 
 def test_cli_bad_pooling_is_a_clear_error(capsys):

@@ -88,6 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--ratios", type=float, nargs="+", default=[0.0, 0.5, 1.0])
     b.add_argument("--hidden", type=int, nargs="+", default=[64], help="units per layer")
     b.add_argument("--layers", type=int, default=2)
+    b.add_argument("--spiking-cell", choices=["lif", "alif"], default="lif")
     b.add_argument("--lr", type=float, default=3e-3)
     b.add_argument("--batch-size", type=int, default=32)
     b.add_argument(
@@ -275,7 +276,11 @@ def run_bptt(args: argparse.Namespace) -> int:
     rows, selection = [], []
     for hidden in args.hidden:
         settings = BPTTSettings(
-            hidden_size=hidden, num_layers=args.layers, lr=args.lr, batch_size=args.batch_size
+            hidden_size=hidden,
+            num_layers=args.layers,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            spiking_cell=args.spiking_cell,
         )
         for ratio in args.ratios:
             epochs, curves = args.epochs, []
@@ -328,13 +333,14 @@ def run_bptt(args: argparse.Namespace) -> int:
 def format_bptt_table(summary: list[dict]) -> str:
     """Markdown table of :func:`~hybrid_snn_control.training.hrsnn_bptt.summarize_bptt` rows."""
     lines = [
-        "| layers × hidden | ratio r | runs | epochs | active units | test accuracy "
+        "| model (layers × hidden) | ratio r | runs | epochs | active units | test accuracy "
         "| train accuracy | SynOps/clip | MACs/clip | energy/clip (µJ) | train wall/seed (s) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summary:
         lines.append(
-            f"| {s['num_layers']} × {s['hidden_size']} | {s['ratio']:g} | {s['runs']} | "
+            f"| {s['spiking_cell'].upper()}/{s['recurrent_cell'].upper()} "
+            f"{s['num_layers']} × {s['hidden_size']} | {s['ratio']:g} | {s['runs']} | "
             f"{s['epochs']} | {s['num_neurons']} | "
             f"{s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f} | "
             f"{s['train_accuracy_mean']:.3f} | {s['synops_per_clip_mean']:.3g} | "

@@ -268,16 +268,22 @@ SUMMARY_KEYS = (
 
 
 def summarize_bptt(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean ± std (population std over seeds) per (hidden size, ratio), first-seen order."""
+    """Mean ± std (population std over seeds) per (cells, size, ratio), first-seen order."""
+
+    def model_of(row: dict[str, Any]) -> tuple:
+        s = row["settings"]
+        return (s["spiking_cell"], s["recurrent_cell"], s["num_layers"], s["hidden_size"])
+
     out: list[dict[str, Any]] = []
-    groups = dict.fromkeys((r["settings"]["hidden_size"], r["ratio"]) for r in rows)
-    for hidden, ratio in groups:
-        group = [r for r in rows if (r["settings"]["hidden_size"], r["ratio"]) == (hidden, ratio)]
+    for model, ratio in dict.fromkeys((model_of(r), r["ratio"]) for r in rows):
+        group = [r for r in rows if (model_of(r), r["ratio"]) == (model, ratio)]
         first = group[0]
         summary: dict[str, Any] = {
             "ratio": ratio,
-            "hidden_size": hidden,
-            "num_layers": first["settings"]["num_layers"],
+            "spiking_cell": model[0],
+            "recurrent_cell": model[1],
+            "num_layers": model[2],
+            "hidden_size": model[3],
             "runs": len(group),
             "epochs": first["epochs"],
             "num_neurons": first["num_neurons"],

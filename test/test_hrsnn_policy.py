@@ -156,10 +156,27 @@ def test_online_plasticity_is_refused_for_a_hybrid_policy():
 
 def test_sweep_entry_online_flag():
     e = parse_entry("hrsnn:online=a.safetensors,b.safetensors")
-    assert e.name == "hrsnn" and e.extra == {"online_plasticity": True} and len(e.paths) == 2
+    assert e.name == "hrsnn" and len(e.paths) == 2
+    assert e.extra == {"online_plasticity": True, "plasticity_rate": 1.0}
+    assert parse_entry("h:onlinex10=a").extra["plasticity_rate"] == 10.0
     assert parse_entry("hybrid@0,1=x").extra == {}
-    with pytest.raises(ValueError, match=":online"):
-        parse_entry("hrsnn:offline=a")
+    for bad in ("hrsnn:offline=a", "hrsnn:onlinexfast=a", "hrsnn:onlinex-1=a"):
+        with pytest.raises(ValueError, match=":online"):
+            parse_entry(bad)
+
+
+def test_plasticity_rate_scales_the_online_updates():
+    events, proprio = inputs(20, 2)
+    moved = {}
+    for rate in (0.0, 1.0, 10.0):
+        policy = make_policy()
+        w0 = policy.hrsnn.w_rec.detach().clone()
+        policy.set_plasticity(True, rate)
+        policy(events, proprio)
+        moved[rate] = float((policy.hrsnn.w_rec - w0).abs().sum())
+    assert moved[0.0] == 0.0 and moved[10.0] > 3 * moved[1.0] > 0
+    with pytest.raises(ValueError, match="rate"):
+        make_policy().set_plasticity(True, float("nan"))
 
 
 @pytest.fixture(scope="module")

@@ -82,6 +82,8 @@ def test_online_plasticity_switches_live_and_the_status_reports_weight_norms(
 
     rejected = policy.set_parameters([Parameter("spiking_ratio", value=0.5)])[0]
     assert not rejected.successful and "fixed at 1" in rejected.reason
+    assert policy.set_parameters([Parameter("online_plasticity_rate", value=5.0)])[0].successful
+    assert policy.controller._policy.hrsnn.plasticity_rate == 5.0
     assert policy.set_parameters([Parameter("online_plasticity", value=True)])[0].successful
     n = len(statuses)
     run(10)

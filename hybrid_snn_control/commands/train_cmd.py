@@ -67,6 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="HRSNN-core policies: keep learning by STDP during the episodes (in order)",
     )
+    e.add_argument(
+        "--plasticity-rate", type=float, default=1.0, help="x the STDP learning rates (online)"
+    )
     e.add_argument("--device", default="cpu")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
@@ -256,6 +259,7 @@ def run_eval(args: argparse.Namespace) -> int:
             args.episodes,
             args.seed,
             online_plasticity=args.online_plasticity,
+            plasticity_rate=args.plasticity_rate,
         )
     ]
     rows[0]["model"] = Path(args.checkpoint).stem if args.checkpoint else "default"
@@ -274,6 +278,8 @@ def run_eval(args: argparse.Namespace) -> int:
                 f", energy/step {row['energy_pj_per_step'] / 1e3:.1f} nJ"
                 f", step latency {row['step_latency_ms']:.3f} ms"
             )
+        if row.get("online_plasticity"):
+            line += f", online plasticity: recurrent weights moved {row['w_rec_drift']:.2%}"
         print(line)
     return 0
 

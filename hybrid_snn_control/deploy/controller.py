@@ -242,12 +242,13 @@ class PolicyController:
     def plasticity(self) -> bool:
         return self._policy is not None and self._policy.plasticity
 
-    def set_plasticity(self, on: bool) -> None:
-        """Online STDP from the live events (HRSNN cores only; ValueError otherwise)."""
+    def set_plasticity(self, on: bool, rate: float | None = None) -> None:
+        """Online STDP from the live events (HRSNN cores only; ValueError otherwise);
+        ``rate`` scales its learning rates (None: unchanged)."""
         if on and self._policy is None:
             raise ValueError(f"online plasticity needs the torch backend, not {self.backend}")
         if self._policy is not None:
-            self._policy.set_plasticity(bool(on))
+            self._policy.set_plasticity(bool(on), rate)
 
     def weight_norms(self) -> dict[str, float]:
         """Norms of the plastic weights (empty for a policy without plasticity)."""

@@ -173,6 +173,8 @@ class HRSNN(Cell):
     ``z_seq, state = layer(x_seq, state)`` with ``x_seq [T, B, input_size]``.
     Set ``layer.plasticity = True`` to let STDP change the weights while it runs
     (the policy node's ``online_plasticity``); it is off after construction.
+    ``layer.plasticity_rate`` scales every update (the learning rates η±) without
+    redrawing them, e.g. a faster online adaptation than the STDP phase used.
     """
 
     def __init__(self, config: HRSNNConfig) -> None:
@@ -183,6 +185,7 @@ class HRSNN(Cell):
         self.surrogate = config.surrogate
         self.surrogate_scale = check_surrogate(config.surrogate, config.surrogate_scale)
         self.plasticity = False
+        self.plasticity_rate = 1.0
         n, n_in = config.num_neurons, config.input_size
         dtype = torch.get_default_dtype()
         rng = np.random.default_rng(config.seed)
@@ -336,12 +339,15 @@ class HRSNN(Cell):
         if self.stdp_rec is not None:
             dw, rec_traces = self.stdp_rec.step(state.z, z, rec_traces)
             if self.plasticity:
-                self.stdp_rec.apply(self.w_rec, dw)
+                self.stdp_rec.apply(self.w_rec, self._scaled(dw))
         if self.stdp_in is not None:
             dw, in_traces = self.stdp_in.step(x, z, in_traces)
             if self.plasticity:
-                self.stdp_in.apply(self.w_in, dw)
+                self.stdp_in.apply(self.w_in, self._scaled(dw))
         return z, HRSNNState(v, z, a, rec_traces, in_traces)
+
+    def _scaled(self, dw: Tensor) -> Tensor:
+        return dw if self.plasticity_rate == 1.0 else dw * self.plasticity_rate
 
     def forward(
         self, x_seq: Tensor, state: HRSNNState | None = None, mask: Tensor | None = None

@@ -94,7 +94,8 @@ class PolicyNode(Node):
         )
         _, h, w = self.controller.event_shape
         self.events = EventAccumulator(w, h)
-        self.controller.set_plasticity(s.online_plasticity)
+        if s.online_plasticity or s.online_plasticity_rate != 1.0:
+            self.controller.set_plasticity(s.online_plasticity, s.online_plasticity_rate)
         if self.controller.spiking_ratio != s.spiking_ratio:  # a fixed-ratio (HRSNN) core
             self.get_logger().warning(
                 f"spiking_ratio {s.spiking_ratio:g} requested, but this policy runs only at "
@@ -103,6 +104,7 @@ class PolicyNode(Node):
             self.set_parameters([Parameter("spiking_ratio", value=self.controller.spiking_ratio)])
         self.params.on_change("spiking_ratio", self._set_ratio)
         self.params.on_change("online_plasticity", self._set_plasticity)
+        self.params.on_change("online_plasticity_rate", self._set_plasticity_rate)
         for name in ("max_linear_mps", "max_angular_rps"):
             self.params.on_change(name, self._set_scale)
         self._wheels: tuple[float, float] | None = None
@@ -259,6 +261,10 @@ class PolicyNode(Node):
             f"spiking_ratio {old:g} → {value:g} from the next step "
             f"(masks only, {1e6 * (time.perf_counter() - t0):.0f} µs; state kept)"
         )
+
+    def _set_plasticity_rate(self, rate: float) -> None:
+        self.controller.set_plasticity(self.controller.plasticity, rate)
+        self.get_logger().info(f"online plasticity rate × {rate:g}")
 
     def _set_plasticity(self, on: bool) -> None:
         self.controller.set_plasticity(on)  # ValueError (rejected) for a non-HRSNN policy

@@ -174,6 +174,14 @@ class PolicySettings:
             "true"
         ),
     )
+    online_plasticity_rate: float = field(
+        default=1.0,
+        metadata=param(
+            range=(0.0, 1000.0),
+            description="online_plasticity: scale of the STDP learning rates (1 = as in the "
+            "STDP training phase)",
+        ),
+    )
     rate_hz: float = field(
         default=50.0,
         metadata=param(

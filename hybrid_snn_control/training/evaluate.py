@@ -87,6 +87,7 @@ def evaluate_policy(
     num_envs: int | None = None,
     latency_steps: int = 100,
     online_plasticity: bool = False,
+    plasticity_rate: float = 1.0,
 ) -> dict[str, Any]:
     """Score and cost of ``policy`` at ``ratio`` (None = as loaded / redundant) under ``shift``.
 
@@ -100,7 +101,8 @@ def evaluate_policy(
     if ratio is not None:
         policy.set_ratio(ratio)
     trained = {k: v.clone() for k, v in policy.state_dict().items()}
-    policy.set_plasticity(online_plasticity)
+    if online_plasticity:
+        policy.set_plasticity(True, plasticity_rate)
     try:
         eps, metrics = collect_episodes(
             envs, policy, eval_seeds(seed, _round_up(episodes, n)), beta=0.0
@@ -108,8 +110,8 @@ def evaluate_policy(
         drift = _drift(policy, trained) if online_plasticity else 0.0
     finally:
         envs.close()
-        policy.set_plasticity(False)
         if online_plasticity:
+            policy.set_plasticity(False, 1.0)
             policy.load_state_dict(trained)
     eps, metrics = eps[:episodes], metrics[:episodes]
     row: dict[str, Any] = {"model": "", "ratio": policy.spiking_ratio, "shift": shift or "nominal"}
@@ -117,7 +119,7 @@ def evaluate_policy(
     row.update(_efficiency(policy, eps))
     row["step_latency_ms"] = _latency_ms(policy, eps[0], latency_steps)
     if online_plasticity:
-        row.update(online_plasticity=True, w_rec_drift=drift)
+        row.update(online_plasticity=True, plasticity_rate=plasticity_rate, w_rec_drift=drift)
     if previous is None:
         policy.core.set_redundant()
     else:

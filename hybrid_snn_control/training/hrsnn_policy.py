@@ -148,10 +148,17 @@ class HRSNNPolicy(nn.Module):
     def plasticity(self) -> bool:
         return self.hrsnn.plasticity
 
-    def set_plasticity(self, on: bool) -> None:
-        """Online STDP on the recurrent synapses from the next step on (readout fixed)."""
+    def set_plasticity(self, on: bool, rate: float | None = None) -> None:
+        """Online STDP on the recurrent synapses from the next step on (readout fixed).
+
+        ``rate`` scales the STDP learning rates (None: keep the current scale, 1 at start).
+        """
         if on and self.hrsnn.stdp_rec is None:
             raise ValueError("this policy's HRSNN was built without STDP (hrsnn.stdp: false)")
+        if rate is not None:
+            if not (math.isfinite(rate) and rate >= 0):
+                raise ValueError(f"plasticity rate must be a finite number >= 0, got {rate}")
+            self.hrsnn.plasticity_rate = float(rate)
         self.hrsnn.plasticity = bool(on)
 
     def weight_norms(self) -> dict[str, float]:

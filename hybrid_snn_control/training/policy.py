@@ -208,7 +208,7 @@ class HybridPolicy(nn.Module):
     def plasticity(self) -> bool:
         return False
 
-    def set_plasticity(self, on: bool) -> None:
+    def set_plasticity(self, on: bool, rate: float | None = None) -> None:
         if on:
             raise ValueError(
                 "online plasticity needs a policy with an HRSNN core (core: hrsnn); this "

@@ -52,20 +52,29 @@ class SweepEntry:
 
 
 def parse_entry(text: str) -> SweepEntry:
-    """``NAME[@R1,R2][:online]=PATH[,PATH…]`` (one path per seed, or one for all seeds).
+    """``NAME[@R1,R2][:online[xRATE]]=PATH[,PATH…]`` (one path per seed, or one for all).
 
     ``:online`` evaluates with online plasticity (HRSNN-core policies; see
-    :func:`~.evaluate.evaluate_policy`).
+    :func:`~.evaluate.evaluate_policy`), ``:onlinex10`` with 10× its learning rates.
     """
     head, sep, tail = text.partition("=")
     if not sep or not head or not tail:
         raise ValueError(f"model entry must be NAME[@RATIOS][:online]=PATH[,PATH...], got {text!r}")
     head, colon, flag = head.partition(":")
-    if colon and flag != "online":
-        raise ValueError(f"model entry flag must be ':online', got {':' + flag!r} in {text!r}")
+    extra: dict[str, Any] = {}
+    if colon:
+        word, x, rate = flag.partition("x")
+        try:
+            if word != "online" or (x and not float(rate) >= 0):
+                raise ValueError
+            extra = {"online_plasticity": True, "plasticity_rate": float(rate) if x else 1.0}
+        except ValueError:
+            raise ValueError(
+                f"model entry flag must be ':online' or ':onlinexRATE', got {':' + flag!r} "
+                f"in {text!r}"
+            ) from None
     name, _, ratios = head.partition("@")
     rs = [float(r) for r in ratios.split(",")] if ratios else None
-    extra = {"online_plasticity": True} if colon else {}
     return SweepEntry(name=name, paths=[p for p in tail.split(",") if p], ratios=rs, extra=extra)
 
 
@@ -108,6 +117,7 @@ def run_sweep(
                         episodes,
                         seed,
                         online_plasticity=e.extra.get("online_plasticity", False),
+                        plasticity_rate=e.extra.get("plasticity_rate", 1.0),
                     )
                     row["model"] = e.name
                     row["eval_s"] = time.perf_counter() - t0

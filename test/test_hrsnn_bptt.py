@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from hybrid_snn_control.cli import main
 from hybrid_snn_control.training.hrsnn import synthetic_event_task
 from hybrid_snn_control.training.hrsnn_bptt import (
     BPTTSettings,
+    _build,
     classification_task,
     pick_epochs,
     stratified_holdout,
@@ -100,3 +102,15 @@ def test_cli_chooses_epochs_on_validation_and_writes_every_run(tmp_path, capsys)
 def test_cli_bad_pooling_is_a_clear_error(capsys):
     assert main(["hrsnn", "bptt", "--sensor", "16", "--pool", "3"]) == 2
     assert "multiple of --pool" in capsys.readouterr().err
+
+
+def test_spiking_kwargs_reach_every_layers_cells(tiny_task):
+    train, test = tiny_task
+    settings = replace(TINY, spiking_kwargs={"decay": 0.85, "heterogeneous_tau": 1.0})
+    task = classification_task(train, test, 2, settings)
+    model = _build(task, settings)
+    for layer in model.core.layers:
+        assert layer.spiking.decay.unique().numel() == 16  # one τ per neuron
+    plain = _build(task, TINY)
+    assert bool((plain.core.layers[0].spiking.decay == 0.6).all())
+    assert model(task.data["x_test"][:3].float()).shape == (3, 2)

@@ -89,6 +89,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--hidden", type=int, nargs="+", default=[64], help="units per layer")
     b.add_argument("--layers", type=int, default=2)
     b.add_argument("--spiking-cell", choices=["lif", "alif"], default="lif")
+    b.add_argument(
+        "--spiking-kwargs",
+        type=json.loads,
+        default=None,
+        help="JSON of extra spiking-cell arguments, e.g. '{\"heterogeneous_tau\": 1.0}'",
+    )
     b.add_argument("--lr", type=float, default=3e-3)
     b.add_argument("--batch-size", type=int, default=32)
     b.add_argument(
@@ -281,6 +287,7 @@ def run_bptt(args: argparse.Namespace) -> int:
             lr=args.lr,
             batch_size=args.batch_size,
             spiking_cell=args.spiking_cell,
+            spiking_kwargs=args.spiking_kwargs,
         )
         for ratio in args.ratios:
             epochs, curves = args.epochs, []
@@ -338,8 +345,9 @@ def format_bptt_table(summary: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summary:
+        extra = f" {json.dumps(s['spiking_kwargs'])}" if s.get("spiking_kwargs") else ""
         lines.append(
-            f"| {s['spiking_cell'].upper()}/{s['recurrent_cell'].upper()} "
+            f"| {s['spiking_cell'].upper()}/{s['recurrent_cell'].upper()}{extra} "
             f"{s['num_layers']} × {s['hidden_size']} | {s['ratio']:g} | {s['runs']} | "
             f"{s['epochs']} | {s['num_neurons']} | "
             f"{s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f} | "

@@ -18,6 +18,7 @@ model is then trained on all training clips for that many epochs and scored once
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 import time
@@ -28,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hybrid_snn_control.hybrid import HybridNetwork
 from hybrid_snn_control.training.classification import ClassificationTask, ClassifyConfig
 from hybrid_snn_control.training.loop import TrainRun, seed_everything
 
@@ -54,6 +56,8 @@ class BPTTSettings:
     rate_decay: float = 0.8
     spiking_cell: str = "lif"
     recurrent_cell: str = "lstm"
+    # extra spiking-cell arguments, e.g. {"decay": 0.85, "heterogeneous_tau": 1.0}
+    spiking_kwargs: dict[str, Any] | None = None
 
 
 def stratified_holdout(labels: Tensor, num_classes: int, every: int = 4) -> Tensor:
@@ -125,22 +129,43 @@ class _EpochRun(TrainRun):
                 self.on_epoch(done // self.steps_per_epoch)
 
 
+def _build(task: ClassificationTask, settings: BPTTSettings):
+    """``task.build_model()``, with the core rebuilt when ``spiking_kwargs`` are given
+    (``EventClassifier`` has no place for them)."""
+    model = task.build_model()
+    if settings.spiking_kwargs:
+        core = model.core
+        model.core = HybridNetwork(
+            core.input_size,
+            core.hidden_size,
+            core.num_layers,
+            core.spiking_cell,
+            core.recurrent_cell,
+            core.output_size,
+            rate_decay=core.rate_decay,
+            spiking_kwargs=dict(settings.spiking_kwargs),
+        )
+    return model
+
+
 def _train(
     task: ClassificationTask,
+    settings: BPTTSettings,
     ratio: float,
     seed: int,
     epochs: int,
-    lr: float,
     eval_every: int = 0,
     on_epoch: Callable[[Any, int], None] | None = None,
 ):
     """Build (seeded), fix the ratio, run ``task.train`` for ``epochs``; ``(model, wall_s)``."""
     seed_everything(seed)
-    model = task.build_model()
+    model = _build(task, settings)
     model.core.set_ratio(ratio)
     per_epoch = len(task.data["y_train"]) // task.cfg.batch_size
     with tempfile.TemporaryDirectory(prefix="hsc_bptt_") as run_dir:
-        common = dict(lr=lr, seed=seed, checkpoint_every=10**9, progress=False, tensorboard=False)
+        common = dict(
+            lr=settings.lr, seed=seed, checkpoint_every=10**9, progress=False, tensorboard=False
+        )
         if eval_every > 0 and on_epoch is not None:
             run = _EpochRun(
                 run_dir,
@@ -190,7 +215,7 @@ def validation_curve(
             }
         )
 
-    _train(task, ratio, seed, max_epochs, settings.lr, eval_every, score)
+    _train(task, settings, ratio, seed, max_epochs, eval_every, score)
     return curve
 
 
@@ -224,7 +249,7 @@ def train_and_evaluate_bptt(
     (``hybrid/efficiency.py`` per-step numbers × T, measured on every test clip).
     """
     task = classification_task(train, test, num_classes, settings)
-    model, wall_s = _train(task, ratio, seed, epochs, settings.lr)
+    model, wall_s = _train(task, settings, ratio, seed, epochs)
     start = time.perf_counter()
     test_eval = task.evaluate(model, ratio, split="test")
     eval_wall_s = time.perf_counter() - start
@@ -272,7 +297,8 @@ def summarize_bptt(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     def model_of(row: dict[str, Any]) -> tuple:
         s = row["settings"]
-        return (s["spiking_cell"], s["recurrent_cell"], s["num_layers"], s["hidden_size"])
+        extra = json.dumps(s.get("spiking_kwargs") or {}, sort_keys=True)
+        return (s["spiking_cell"], s["recurrent_cell"], s["num_layers"], s["hidden_size"], extra)
 
     out: list[dict[str, Any]] = []
     for model, ratio in dict.fromkeys((model_of(r), r["ratio"]) for r in rows):
@@ -284,6 +310,7 @@ def summarize_bptt(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "recurrent_cell": model[1],
             "num_layers": model[2],
             "hidden_size": model[3],
+            "spiking_kwargs": json.loads(model[4]),
             "runs": len(group),
             "epochs": first["epochs"],
             "num_neurons": first["num_neurons"],

@@ -239,3 +239,18 @@ def test_export_refuses_an_hrsnn_policy_with_the_reason(tmp_path):
         export_checkpoint(path, tmp_path / "h.onnx", "onnx")
     with pytest.raises(CheckpointError, match="HRSNN core"):
         PolicyController(path, backend="onnxruntime")
+
+
+def test_policy_search_scores_trials_in_closed_loop_on_validation_worlds():
+    from hybrid_snn_control.training.hrsnn_policy import search_core
+
+    cfg = HRSNNPolicyTrainConfig(
+        env=EnvSettings(camera_size=16, episode_s=0.3, num_envs=2),
+        encoder_grid=4,
+        hrsnn=HRSNNCoreConfig(num_neurons=20),
+        bc_episodes=2,
+        dagger_iterations=0,
+    )
+    study = search_core(cfg, n_trials=2, episodes=2, log=None)
+    assert len(study.trials) == 2
+    assert all(0.0 <= t.value <= 1.0 and "tau_mem_cv" in t.params for t in study.trials)

@@ -111,6 +111,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     b.add_argument("--json", type=Path, default=None, help="write every run here")
     b.set_defaults(func=run_bptt)
+    ps = hsub.add_parser(
+        "policy-search", help="Optuna over the HRSNN policy core on pursuit (closed-loop score)"
+    )
+    ps.add_argument("--config", default="train", help="parameter file (section hsc_hrsnn_policy)")
+    ps.add_argument("--trials", type=int, default=24)
+    ps.add_argument("--episodes", type=int, default=8, help="validation episodes per trial")
+    ps.add_argument("--seed", type=int, default=0, help="sampler seed")
+    ps.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ps.add_argument("--out", type=Path, default=Path("hrsnn_policy_search.json"))
+    ps.set_defaults(func=run_policy_search)
 
 
 def _setup(args: argparse.Namespace):
@@ -356,3 +366,26 @@ def format_bptt_table(summary: list[dict]) -> str:
             f"{s['train_wall_s_mean']:.1f} |"
         )
     return "\n".join(lines)
+
+
+def run_policy_search(args: argparse.Namespace) -> int:
+    """Tune the HRSNN policy core's heterogeneity and scales on pursuit validation worlds."""
+    import torch
+
+    from hybrid_snn_control.config import load_node_params
+    from hybrid_snn_control.paths import config_file
+    from hybrid_snn_control.training.hrsnn_policy import HRSNNPolicyTrainConfig, search_core
+
+    torch.set_num_threads(args.threads)
+    cfg = load_node_params(config_file(args.config), "hsc_hrsnn_policy", HRSNNPolicyTrainConfig)
+    start = time.perf_counter()
+    study = search_core(cfg, args.trials, args.episodes, args.seed)
+    out = {
+        "best_params": study.best_params,
+        "best_value": study.best_value,
+        "wall_s": time.perf_counter() - start,
+        "trials": [{"params": t.params, "value": t.value, **t.user_attrs} for t in study.trials],
+    }
+    args.out.write_text(json.dumps(out, indent=1))
+    print(f"best validation score {study.best_value:.3f}: {study.best_params}; wrote {args.out}")
+    return 0

@@ -397,7 +397,8 @@ def _fit(feats: Sequence[tuple[Tensor, Tensor]], l2: float, width: int) -> Ridge
 def fit_readout(
     policy: HRSNNPolicy, feats: Sequence[tuple[Tensor, Tensor]], l2: float, kind: str = "hrsnn"
 ) -> dict[str, float]:
-    """Ridge readout (pre-``tanh``) on the features; ``l2 = 0`` picks it on held-out episodes.
+    """Ridge readout (pre-``tanh``) on the features; ``l2 = 0`` picks it on held-out episodes
+    (every 4th; the last of fewer than 4; a single episode gets ``l2 = 1``).
 
     ``kind="input"`` fits on the layer input only (HRSNN columns stay zero): a linear policy.
     """
@@ -407,9 +408,13 @@ def fit_readout(
         raise ValueError("readout 'input' needs hrsnn.readout_skip: true")
     feats = [(f[:, cols], a) for f, a in feats]
     info: dict[str, float] = {}
+    if l2 <= 0 and len(feats) < 2:
+        l2 = 1.0  # nothing to hold out: a middle-of-the-grid penalty
     if l2 <= 0:
-        held = [f for i, f in enumerate(feats) if i % 4 == 3]
-        train = [f for i, f in enumerate(feats) if i % 4 != 3] or feats
+        # every 4th episode held out (the last one when there are fewer than 4)
+        held_idx = set(range(3, len(feats), 4)) or {len(feats) - 1}
+        held = [f for i, f in enumerate(feats) if i in held_idx]
+        train = [f for i, f in enumerate(feats) if i not in held_idx]
         errors = {}
         for lam in L2_GRID:
             r = _fit(train, lam, 0)

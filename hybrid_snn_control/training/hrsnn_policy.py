@@ -52,9 +52,9 @@ from hybrid_snn_control.training.imitation import (
     make_envs,
 )
 from hybrid_snn_control.training.policy import (
-    EventEncoder,
     HRSNNCoreConfig,
     PolicyConfig,
+    PolicyInput,
     config_from_env,
     save_policy,
 )
@@ -104,7 +104,7 @@ class HRSNNPolicyState(NamedTuple):
     trace: Tensor  # readout spike trace r_t [B, N]
 
 
-class HRSNNPolicy(nn.Module):
+class HRSNNPolicy(PolicyInput):
     """Pooled events + proprioception → HRSNN → ridge readout on spike traces → ``tanh``.
 
     Same interface as :class:`~.policy.HybridPolicy` (``step``/``forward`` with explicit
@@ -116,19 +116,15 @@ class HRSNNPolicy(nn.Module):
     fixed_ratio: float | None = 1.0
 
     def __init__(self, cfg: PolicyConfig) -> None:
-        super().__init__()
         if cfg.core != "hrsnn":
             raise ValueError(f"HRSNNPolicy needs core 'hrsnn', got {cfg.core!r}")
-        self.cfg = cfg
-        self.encoder = EventEncoder(cfg)
+        super().__init__(cfg)
         self.input_size = self.encoder.out_features + cfg.proprio_size
         self.hrsnn = HRSNN(layer_config(cfg.hrsnn, self.input_size))
         width = cfg.hrsnn.num_neurons + (self.input_size if cfg.hrsnn.readout_skip else 0)
         self.readout = nn.Linear(width, cfg.action_size)
         nn.init.zeros_(self.readout.weight)  # untrained: zero action
         nn.init.zeros_(self.readout.bias)
-        self.register_buffer("proprio_mean", torch.zeros(cfg.proprio_size))
-        self.register_buffer("proprio_std", torch.ones(cfg.proprio_size))
         for p in self.parameters():  # trained by STDP and least squares, never by autograd
             p.requires_grad_(False)
 
@@ -177,17 +173,7 @@ class HRSNNPolicy(nn.Module):
         layer = state.layer
         return [layer.v, layer.z, layer.a, *layer.rec_traces, *layer.in_traces, state.trace]
 
-    def set_normalization(self, mean: Tensor, std: Tensor) -> None:
-        self.proprio_mean.copy_(torch.as_tensor(mean, dtype=self.proprio_mean.dtype))
-        self.proprio_std.copy_(torch.as_tensor(std, dtype=self.proprio_std.dtype).clamp_min(1e-6))
-
     # ---- inference ---------------------------------------------------------------------------
-    def features(self, events: Tensor, proprio: Tensor) -> Tensor:
-        """Layer input for any leading shape: ``events [..., C, H, W]``, ``proprio [..., P]``."""
-        lead = events.shape[:-3]
-        enc = self.encoder(events.reshape(-1, *events.shape[-3:])).reshape(*lead, -1)
-        return torch.cat([enc, (proprio - self.proprio_mean) / self.proprio_std], dim=-1)
-
     def readout_input(self, trace: Tensor, x: Tensor) -> Tensor:
         return torch.cat([trace, x], dim=-1) if self.cfg.hrsnn.readout_skip else trace
 

@@ -50,6 +50,7 @@ __all__ = [
     "HRSNNCoreConfig",
     "HybridPolicy",
     "PolicyConfig",
+    "PolicyInput",
     "build_policy",
     "load_hybrid_policy",
     "load_policy",
@@ -158,13 +159,34 @@ class EventEncoder(nn.Module):
         return self.net(torch.log1p(events.clamp_min(0)))
 
 
-class HybridPolicy(nn.Module):
-    """Event encoder + proprioception → :class:`HybridNetwork` → ``tanh`` actions."""
+class PolicyInput(nn.Module):
+    """What every policy core reads: encoded events and normalized proprioception."""
 
     def __init__(self, cfg: PolicyConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self.encoder = EventEncoder(cfg)
+        # Proprioception normalization, fitted from data by the trainer (set_normalization).
+        self.register_buffer("proprio_mean", torch.zeros(cfg.proprio_size))
+        self.register_buffer("proprio_std", torch.ones(cfg.proprio_size))
+
+    def set_normalization(self, mean: Tensor, std: Tensor) -> None:
+        self.proprio_mean.copy_(torch.as_tensor(mean, dtype=self.proprio_mean.dtype))
+        self.proprio_std.copy_(torch.as_tensor(std, dtype=self.proprio_std.dtype).clamp_min(1e-6))
+
+    def features(self, events: Tensor, proprio: Tensor) -> Tensor:
+        """Core input for any leading shape: ``events [..., C, H, W]``, ``proprio [..., P]``."""
+        lead = events.shape[:-3]
+        enc = self.encoder(events.reshape(-1, *events.shape[-3:])).reshape(*lead, -1)
+        prop = (proprio - self.proprio_mean) / self.proprio_std
+        return torch.cat([enc, prop], dim=-1)
+
+
+class HybridPolicy(PolicyInput):
+    """Event encoder + proprioception → :class:`HybridNetwork` → ``tanh`` actions."""
+
+    def __init__(self, cfg: PolicyConfig) -> None:
+        super().__init__(cfg)
         self.core = HybridNetwork(
             self.encoder.out_features + cfg.proprio_size,
             hidden_size=cfg.hidden_size,
@@ -175,9 +197,6 @@ class HybridPolicy(nn.Module):
             spiking_ratio=cfg.spiking_ratio,
             rate_decay=cfg.rate_decay,
         )
-        # Proprioception normalization, fitted from data by the trainer (set_normalization).
-        self.register_buffer("proprio_mean", torch.zeros(cfg.proprio_size))
-        self.register_buffer("proprio_std", torch.ones(cfg.proprio_size))
 
     # ---- ratio and state (delegated to the core) ------------------------------------------
     def set_ratio(self, r: float) -> None:
@@ -192,10 +211,6 @@ class HybridPolicy(nn.Module):
 
     def reset_state(self, state: HybridState, done: Tensor) -> HybridState:
         return self.core.reset_state(state, done)
-
-    def set_normalization(self, mean: Tensor, std: Tensor) -> None:
-        self.proprio_mean.copy_(torch.as_tensor(mean, dtype=self.proprio_mean.dtype))
-        self.proprio_std.copy_(torch.as_tensor(std, dtype=self.proprio_std.dtype).clamp_min(1e-6))
 
     def flatten_state(self, state: HybridState) -> list[Tensor]:
         return self.core.flatten_state(state)
@@ -219,13 +234,6 @@ class HybridPolicy(nn.Module):
         return {}
 
     # ---- inference / training --------------------------------------------------------------
-    def features(self, events: Tensor, proprio: Tensor) -> Tensor:
-        """Core input for any leading shape: ``events [..., C, H, W]``, ``proprio [..., P]``."""
-        lead = events.shape[:-3]
-        enc = self.encoder(events.reshape(-1, *events.shape[-3:])).reshape(*lead, -1)
-        prop = (proprio - self.proprio_mean) / self.proprio_std
-        return torch.cat([enc, prop], dim=-1)
-
     def step(
         self,
         events: Tensor,

@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+import torch
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy missing: install the [ros] extra")
 
@@ -36,8 +37,11 @@ def hrsnn_checkpoint(tmp_path):
         core="hrsnn",
         hrsnn=HRSNNCoreConfig(num_neurons=50, input_scale=20.0),
     )
+    policy = HRSNNPolicy(cfg)
+    g = torch.Generator().manual_seed(0)  # a readout that acts on the spikes
+    torch.nn.init.normal_(policy.readout.weight, std=0.3, generator=g)
     path = tmp_path / "hrsnn.safetensors"
-    save_policy(path, HRSNNPolicy(cfg), extra={})
+    save_policy(path, policy, extra={})
     return str(path)
 
 
@@ -102,3 +106,33 @@ def test_online_plasticity_is_rejected_with_the_reason_for_a_hybrid_policy(ros_c
     assert policy.get_parameter("online_plasticity").value is False
     assert policy.params.values.online_plasticity is False
     policy.destroy_node()
+
+
+def test_lockstep_closed_loop_with_online_plasticity_matches_the_direct_rollout(
+    tmp_path, hrsnn_checkpoint
+):
+    """Through sim_node → policy_node (STDP on) → actuator_node, episode for episode."""
+    import argparse
+
+    from hybrid_snn_control.commands import demo
+    from hybrid_snn_control.paths import config_file
+
+    text = config_file("sim").read_text()
+    text = text.replace("online_plasticity: false", "online_plasticity: true")
+    text = text.replace("online_plasticity_rate: 1.0", "online_plasticity_rate: 10.0")
+    assert "online_plasticity: true" in text and "online_plasticity_rate: 10.0" in text
+    (tmp_path / "sim.yaml").write_text(text)
+    args = argparse.Namespace(
+        config=str(tmp_path / "sim.yaml"),
+        checkpoint=hrsnn_checkpoint,
+        ratios="1",
+        episode_s=1.0,
+        episodes=2,
+        out=str(tmp_path / "demo"),
+        lockstep=True,
+        no_compare=False,
+    )
+    assert demo.run(args) == 0
+    (segment,) = json.loads((tmp_path / "demo" / "demo.json").read_text())["segments"]
+    assert segment["episode_scores"] == segment["direct_episode_scores"]
+    assert len(segment["episode_scores"]) == 2

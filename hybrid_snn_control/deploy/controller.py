@@ -328,7 +328,10 @@ def rollout_episode(
 
     The action goes through the same arithmetic as the ROS path (scaled to m/s and rad/s,
     then back to the env's normalized action by sim_node), so a closed loop where every
-    command arrives in time reproduces this episode.
+    command arrives in time reproduces this episode.  Like policy_node, which also steps on
+    the terminal observation sim_node publishes (its command is never applied), the
+    controller steps once more at the end: that only matters with online plasticity, whose
+    weight update of that step carries into the next episode.
     """
     obs, _ = env.reset(seed=seed)
     controller.reset()
@@ -337,4 +340,5 @@ def rollout_episode(
         action = np.clip([out.linear_mps / v_max_mps, out.angular_rps / omega_max_rps], -1, 1)
         obs, _, terminated, truncated, info = env.step(action.astype(np.float32))
         if terminated or truncated:
+            controller.step(obs["events"], obs["proprio"])
             return {k: float(v) for k, v in info["episode_metrics"].items()}

@@ -225,6 +225,7 @@ def test_evaluation_with_online_plasticity_restores_the_trained_weights(tiny_tra
     env = dataclasses.replace(cfg.env, episode_s=0.5)
     row = evaluate_policy(policy, env, None, "dim", episodes=2, online_plasticity=True)
     assert row["online_plasticity"] and row["w_rec_drift"] > 0 and row["ratio"] == 1.0
+    assert len(row["episode_scores"]) == 2
     assert all(torch.equal(before[k], v) for k, v in policy.state_dict().items())
     assert not policy.plasticity
 

@@ -116,6 +116,7 @@ def evaluate_policy(
     eps, metrics = eps[:episodes], metrics[:episodes]
     row: dict[str, Any] = {"model": "", "ratio": policy.spiking_ratio, "shift": shift or "nominal"}
     row.update(seed=seed, episodes=episodes, **_summarize(metrics))
+    row["episode_scores"] = [m["normalized_score"] for m in metrics]  # in the order run
     row.update(_efficiency(policy, eps))
     row["step_latency_ms"] = _latency_ms(policy, eps[0], latency_steps)
     if online_plasticity:

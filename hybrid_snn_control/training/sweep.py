@@ -189,7 +189,8 @@ def write_outputs(
     out.mkdir(parents=True, exist_ok=True)
     agg = aggregate(rows)
     paths = {"csv": out / "sweep.csv", "json": out / "sweep.json", "md": out / "sweep.md"}
-    extra = sorted({k for r in rows for k in r} - set(ROW_FIELDS))
+    lists = {k for r in rows for k, v in r.items() if isinstance(v, list)}  # JSON only
+    extra = sorted({k for r in rows for k in r} - set(ROW_FIELDS) - lists)
     with paths["csv"].open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=[*ROW_FIELDS, *extra])
         w.writeheader()

@@ -179,16 +179,19 @@ def test_plasticity_rate_scales_the_online_updates():
         make_policy().set_plasticity(True, float("nan"))
 
 
+def tiny_train_config(episode_s: float, neurons: int, **over) -> HRSNNPolicyTrainConfig:
+    """16 × 16 events, 2 envs, a few episodes: seconds of training."""
+    return HRSNNPolicyTrainConfig(
+        env=EnvSettings(camera_size=16, episode_s=episode_s, num_envs=2),
+        encoder_grid=4,
+        hrsnn=HRSNNCoreConfig(num_neurons=neurons),
+        **over,
+    )
+
+
 @pytest.fixture(scope="module")
 def tiny_trained(tmp_path_factory):
-    cfg = HRSNNPolicyTrainConfig(
-        env=EnvSettings(camera_size=16, episode_s=1.0, num_envs=2),
-        encoder_grid=4,
-        hrsnn=HRSNNCoreConfig(num_neurons=40),
-        bc_episodes=4,
-        dagger_iterations=1,
-        dagger_episodes=2,
-    )
+    cfg = tiny_train_config(1.0, 40, bc_episodes=4, dagger_iterations=1, dagger_episodes=2)
     out = tmp_path_factory.mktemp("hrsnn") / "p.safetensors"
     policy, meta = train_hrsnn_policy(cfg, out, log=None)
     return cfg, out, policy, meta
@@ -245,13 +248,7 @@ def test_export_refuses_an_hrsnn_policy_with_the_reason(tmp_path):
 def test_policy_search_scores_trials_in_closed_loop_on_validation_worlds():
     from hybrid_snn_control.training.hrsnn_policy import search_core
 
-    cfg = HRSNNPolicyTrainConfig(
-        env=EnvSettings(camera_size=16, episode_s=0.3, num_envs=2),
-        encoder_grid=4,
-        hrsnn=HRSNNCoreConfig(num_neurons=20),
-        bc_episodes=2,
-        dagger_iterations=0,
-    )
+    cfg = tiny_train_config(0.3, 20, bc_episodes=2, dagger_iterations=0)
     study = search_core(cfg, n_trials=2, episodes=2, log=None)
     assert len(study.trials) == 2
     assert all(0.0 <= t.value <= 1.0 and "tau_mem_cv" in t.params for t in study.trials)

@@ -134,5 +134,10 @@ def test_lockstep_closed_loop_with_online_plasticity_matches_the_direct_rollout(
     )
     assert demo.run(args) == 0
     (segment,) = json.loads((tmp_path / "demo" / "demo.json").read_text())["segments"]
-    assert segment["episode_scores"] == segment["direct_episode_scores"]
     assert len(segment["episode_scores"]) == 2
+    # The same bound as the frozen closed-loop test (test_ros_closed_loop.py): with STDP
+    # on, the effective weights are rebuilt every step, and the BLAS matmul on freshly
+    # allocated buffers can differ in the last bit between the two runs (seen: 1e-16 on a
+    # score); a direct side that does not learn misses by ~0.06.
+    for ros, direct in zip(segment["episode_scores"], segment["direct_episode_scores"]):
+        assert abs(ros - direct) <= 1e-6

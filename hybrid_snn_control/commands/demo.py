@@ -291,8 +291,7 @@ def _direct(path: Path, params: DemoParams, checkpoint: str | None, result: dict
         max_linear_mps=ps.max_linear_mps,
         max_angular_rps=ps.max_angular_rps,
     )
-    if ps.online_plasticity:  # learns along the episodes, as policy_node does
-        ctl.set_plasticity(True, ps.online_plasticity_rate)
+    ctl.set_plasticity(ps.online_plasticity, ps.online_plasticity_rate)  # as policy_node
     env = make_env(ss)
     try:
         for seg in result["segments"]:

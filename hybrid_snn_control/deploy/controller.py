@@ -209,9 +209,8 @@ class PolicyController:
             self.meta = self._runtime.meta
             self.event_shape = tuple(self._runtime.event_shape)
             self.proprio_size = self._runtime.proprio_size
-        fixed = self._policy.fixed_ratio if self._policy is not None else None
-        if fixed is not None:  # e.g. an HRSNN core: all spiking, whatever was asked
-            spiking_ratio = fixed
+        if self.fixed_ratio is not None:  # e.g. an HRSNN core: all spiking, whatever was asked
+            spiking_ratio = self.fixed_ratio
         elif spiking_ratio is None:  # the checkpoint's own ratio (0.0 is a valid one)
             stored = self.meta.get("spiking_ratio")
             spiking_ratio = 0.5 if stored is None else stored

@@ -94,8 +94,7 @@ class PolicyNode(Node):
         )
         _, h, w = self.controller.event_shape
         self.events = EventAccumulator(w, h)
-        if s.online_plasticity or s.online_plasticity_rate != 1.0:
-            self.controller.set_plasticity(s.online_plasticity, s.online_plasticity_rate)
+        self.controller.set_plasticity(s.online_plasticity, s.online_plasticity_rate)
         if self.controller.spiking_ratio != s.spiking_ratio:  # a fixed-ratio (HRSNN) core
             self.get_logger().warning(
                 f"spiking_ratio {s.spiking_ratio:g} requested, but this policy runs only at "

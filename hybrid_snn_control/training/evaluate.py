@@ -64,11 +64,13 @@ def eval_seeds(seed: int, episodes: int) -> list[int]:
     return [EVAL_SEED_BASE + 10_000 * seed + i for i in range(episodes)]
 
 
-def _round_up(n: int, k: int) -> int:
+def round_up(n: int, k: int) -> int:
+    """``n`` rounded up to a multiple of ``k`` (whole batches of ``k`` envs)."""
     return -(-n // k) * k
 
 
-def _summarize(metrics: list[dict[str, float]]) -> dict[str, float]:
+def summarize_episodes(metrics: list[dict[str, float]]) -> dict[str, float]:
+    """Mean of every episode metric, plus ``score`` / ``score_std`` (normalized score)."""
     keys = [k for k in metrics[0] if all(k in m for m in metrics)]
     out = {k: float(np.mean([m[k] for m in metrics])) for k in keys}
     scores = [m["normalized_score"] for m in metrics]
@@ -100,12 +102,13 @@ def evaluate_policy(
     previous = policy.spiking_ratio
     if ratio is not None:
         policy.set_ratio(ratio)
-    trained = {k: v.clone() for k, v in policy.state_dict().items()}
-    if online_plasticity:
+    trained = None
+    if online_plasticity:  # the weights it learns are put back afterwards
+        trained = {k: v.clone() for k, v in policy.state_dict().items()}
         policy.set_plasticity(True, plasticity_rate)
     try:
         eps, metrics = collect_episodes(
-            envs, policy, eval_seeds(seed, _round_up(episodes, n)), beta=0.0
+            envs, policy, eval_seeds(seed, round_up(episodes, n)), beta=0.0
         )
         drift = _drift(policy, trained) if online_plasticity else 0.0
     finally:
@@ -115,7 +118,7 @@ def evaluate_policy(
             policy.load_state_dict(trained)
     eps, metrics = eps[:episodes], metrics[:episodes]
     row: dict[str, Any] = {"model": "", "ratio": policy.spiking_ratio, "shift": shift or "nominal"}
-    row.update(seed=seed, episodes=episodes, **_summarize(metrics))
+    row.update(seed=seed, episodes=episodes, **summarize_episodes(metrics))
     row["episode_scores"] = [m["normalized_score"] for m in metrics]  # in the order run
     row.update(_efficiency(policy, eps))
     row["step_latency_ms"] = _latency_ms(policy, eps[0], latency_steps)
@@ -179,12 +182,12 @@ def evaluate_expert(
     envs = make_envs(settings, n, shift)
     try:
         _, metrics = collect_episodes(
-            envs, None, eval_seeds(seed, _round_up(episodes, n)), record=False
+            envs, None, eval_seeds(seed, round_up(episodes, n)), record=False
         )
     finally:
         envs.close()
     row: dict[str, Any] = {"model": "expert", "ratio": None, "shift": shift or "nominal"}
-    row.update(seed=seed, episodes=episodes, **_summarize(metrics[:episodes]))
+    row.update(seed=seed, episodes=episodes, **summarize_episodes(metrics[:episodes]))
     for k in ("synops_per_step", "macs_per_step", "energy_pj_per_step", "firing_rate"):
         row[k] = None
     row["step_latency_ms"] = None

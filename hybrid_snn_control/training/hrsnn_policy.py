@@ -43,6 +43,7 @@ from hybrid_snn_control.hybrid.network import check_ratio
 from hybrid_snn_control.neurons.heterogeneity import Distribution
 from hybrid_snn_control.neurons.hrsnn import HRSNN, HRSNNConfig, HRSNNState
 from hybrid_snn_control.neurons.stdp import STDPConfig
+from hybrid_snn_control.training.evaluate import round_up, summarize_episodes
 from hybrid_snn_control.training.hrsnn import RidgeReadout
 from hybrid_snn_control.training.imitation import (
     EnvSettings,
@@ -374,8 +375,8 @@ def episode_features(
     return out
 
 
-def _fit(feats: Sequence[tuple[Tensor, Tensor]], l2: float, width: int) -> RidgeReadout:
-    x = torch.cat([f[:, :width] if width else f for f, _ in feats])
+def _fit(feats: Sequence[tuple[Tensor, Tensor]], l2: float) -> RidgeReadout:
+    x = torch.cat([f for f, _ in feats])
     y = torch.cat([a for _, a in feats]).clamp(-ACTION_CLIP, ACTION_CLIP)
     return RidgeReadout.fit(x, torch.atanh(y), l2)
 
@@ -403,12 +404,12 @@ def fit_readout(
         train = [f for i, f in enumerate(feats) if i not in held_idx]
         errors = {}
         for lam in L2_GRID:
-            r = _fit(train, lam, 0)
+            r = _fit(train, lam)
             pred = torch.tanh(r.predict(torch.cat([f for f, _ in held])))
             errors[lam] = float(((pred - torch.cat([a for _, a in held])) ** 2).mean())
         l2 = min(errors, key=errors.get)
         info["heldout_mse"] = errors[l2]
-    readout = _fit(feats, l2, 0)
+    readout = _fit(feats, l2)
     weight = (readout.weight / readout.std[:, None]).t()  # fold the standardization in
     bias = readout.bias - (readout.mean / readout.std) @ readout.weight
     full = torch.zeros_like(policy.readout.weight, dtype=torch.float64)
@@ -447,8 +448,7 @@ def train_hrsnn_policy(
         history: list[dict[str, Any]] = []
         offset = 0
         for k in range(cfg.dagger_iterations + 1):
-            count = cfg.bc_episodes if k == 0 else cfg.dagger_episodes
-            count = -(-count // n) * n
+            count = round_up(cfg.bc_episodes if k == 0 else cfg.dagger_episodes, n)
             seeds = episode_seeds(cfg.seed, offset, count)
             offset += count
             t0 = time.perf_counter()
@@ -494,12 +494,6 @@ def train_hrsnn_policy(
     return policy, meta
 
 
-def weight_drift(policy: HRSNNPolicy, reference: Tensor) -> float:
-    """Relative L2 change of the recurrent weights since ``reference``."""
-    ref = float(reference.norm())
-    return float((policy.hrsnn.w_rec.detach() - reference).norm()) / max(ref, math.ulp(1.0))
-
-
 # ---- hyperparameter search (Optuna) ------------------------------------------------------------
 #: Validation worlds of the search: disjoint from training (< 10⁹) and evaluation (≥ 2·10⁹).
 SEARCH_SEED_BASE = 1_500_000_000
@@ -530,19 +524,16 @@ def search_core(
     worlds (``SEARCH_SEED_BASE`` up); returns the ``optuna.Study``."""
     import optuna
 
-    from hybrid_snn_control.training.evaluate import _summarize
-
     def objective(trial) -> float:
         trial_cfg = dataclasses.replace(cfg, hrsnn=suggest_core(trial, cfg.hrsnn))
         policy, meta = train_hrsnn_policy(trial_cfg, "", log=None)
         envs = make_envs(cfg.env, min(cfg.env.num_envs, episodes))
         try:
-            count = -(-episodes // envs.num_envs) * envs.num_envs
-            seeds = [SEARCH_SEED_BASE + i for i in range(count)]
+            seeds = [SEARCH_SEED_BASE + i for i in range(round_up(episodes, envs.num_envs))]
             _, metrics = collect_episodes(envs, policy, seeds, beta=0.0, record=False)
         finally:
             envs.close()
-        score = _summarize(metrics[:episodes])["score"]
+        score = summarize_episodes(metrics[:episodes])["score"]
         trial.set_user_attr("train_s", meta["train_s"])
         if log:
             log(f"trial {trial.number}: score {score:.3f} {trial.params}")

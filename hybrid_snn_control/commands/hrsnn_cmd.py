@@ -123,15 +123,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     ps.set_defaults(func=run_policy_search)
 
 
-def _setup(args: argparse.Namespace):
+def _apply_data_args(args: argparse.Namespace) -> None:
+    """Check the :func:`_add_data` arguments and set the thread count."""
     import torch
-
-    from hybrid_snn_control.neurons.hrsnn import HRSNNConfig
-    from hybrid_snn_control.training.hrsnn import RecipeSettings
 
     if args.sensor % args.pool:
         raise ValueError(f"--sensor {args.sensor} must be a multiple of --pool {args.pool}")
     torch.set_num_threads(args.threads)
+
+
+def _setup(args: argparse.Namespace):
+    from hybrid_snn_control.neurons.hrsnn import HRSNNConfig
+    from hybrid_snn_control.training.hrsnn import RecipeSettings
+
+    _apply_data_args(args)
     input_size = 2 * (args.sensor // args.pool) ** 2
     base = HRSNNConfig(
         input_size=input_size,
@@ -274,8 +279,6 @@ def format_table(summary: list[dict]) -> str:
 
 
 def run_bptt(args: argparse.Namespace) -> int:
-    import torch
-
     from hybrid_snn_control.training.hrsnn_bptt import (
         BPTTSettings,
         pick_epochs,
@@ -284,9 +287,7 @@ def run_bptt(args: argparse.Namespace) -> int:
         validation_curve,
     )
 
-    if args.sensor % args.pool:
-        raise ValueError(f"--sensor {args.sensor} must be a multiple of --pool {args.pool}")
-    torch.set_num_threads(args.threads)
+    _apply_data_args(args)
     train = _data(args, args.train, TRAIN_SEED)
     test = _data(args, args.eval, TEST_SEED)
     rows, selection = [], []

@@ -144,6 +144,17 @@ def one_hot(labels: Tensor, num_classes: int) -> Tensor:
 L2_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
 
 
+def stratified_holdout(labels: Tensor, num_classes: int, every: int = 4) -> Tensor:
+    """Boolean mask of every ``every``-th sample of each class (deterministic, stratified)."""
+    if every < 2:
+        raise ValueError(f"every must be >= 2, got {every}")
+    held = torch.zeros(labels.shape[0], dtype=torch.bool)
+    for c in range(num_classes):
+        members = torch.nonzero(labels == c).flatten()
+        held[members[every - 1 :: every]] = True
+    return held
+
+
 def select_l2(
     features: Tensor, labels: Tensor, num_classes: int, grid: tuple[float, ...] = L2_GRID
 ) -> float:
@@ -151,10 +162,7 @@ def select_l2(
 
     The split is stratified and deterministic: every 4th sample *of each class*.
     """
-    held = torch.zeros(features.shape[0], dtype=torch.bool)
-    for c in range(num_classes):
-        members = torch.nonzero(labels == c).flatten()
-        held[members[3::4]] = True
+    held = stratified_holdout(labels, num_classes)
     scores = []
     for l2 in grid:
         readout = RidgeReadout.fit(features[~held], one_hot(labels[~held], num_classes), l2)

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from hybrid_snn_control.hybrid import HybridNetwork
 from hybrid_snn_control.training.classification import ClassificationTask, ClassifyConfig
+from hybrid_snn_control.training.hrsnn import stratified_holdout
 from hybrid_snn_control.training.loop import TrainRun, seed_everything
 
 __all__ = [
@@ -58,17 +59,6 @@ class BPTTSettings:
     recurrent_cell: str = "lstm"
     # extra spiking-cell arguments, e.g. {"decay": 0.85, "heterogeneous_tau": 1.0}
     spiking_kwargs: dict[str, Any] | None = None
-
-
-def stratified_holdout(labels: Tensor, num_classes: int, every: int = 4) -> Tensor:
-    """Boolean mask of every ``every``-th sample of each class (deterministic, stratified)."""
-    if every < 2:
-        raise ValueError(f"every must be >= 2, got {every}")
-    held = torch.zeros(labels.shape[0], dtype=torch.bool)
-    for c in range(num_classes):
-        members = torch.nonzero(labels == c).flatten()
-        held[members[every - 1 :: every]] = True
-    return held
 
 
 def classification_task(

@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 def _default_checkpoint(tmp: str) -> Path:
     import torch
 
-    from hybrid_snn_control.training.policy import HybridPolicy, PolicyConfig, save_policy
+    from hybrid_snn_control.policy import HybridPolicy, PolicyConfig, save_policy
 
     torch.manual_seed(0)
     path = Path(tmp) / "default_policy.safetensors"

@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from hybrid_snn_control.deploy.controller import PolicyController
+from hybrid_snn_control.robot.controller import PolicyController
 
 
 def observations(steps: int, camera: int) -> tuple[np.ndarray, np.ndarray]:
@@ -48,8 +48,9 @@ def observations(steps: int, camera: int) -> tuple[np.ndarray, np.ndarray]:
 def fresh_hrsnn(path: str, camera: int) -> None:
     from hybrid_snn_control.config import load_node_params
     from hybrid_snn_control.paths import config_file
-    from hybrid_snn_control.training.hrsnn_policy import HRSNNPolicy, HRSNNPolicyTrainConfig
-    from hybrid_snn_control.training.policy import PolicyConfig, save_policy
+    from hybrid_snn_control.policy import PolicyConfig, save_policy
+    from hybrid_snn_control.policy.hrsnn_policy import HRSNNPolicy
+    from hybrid_snn_control.training.hrsnn_policy import HRSNNPolicyTrainConfig
 
     cfg = load_node_params(config_file("train"), "hsc_hrsnn_policy", HRSNNPolicyTrainConfig)
     pcfg = PolicyConfig(
@@ -81,7 +82,7 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    from hybrid_snn_control.training.default_policy import default_policy_path
+    from hybrid_snn_control.policy.shipped import default_policy_path
 
     events, proprio = observations(args.steps, args.camera)
     with tempfile.TemporaryDirectory() as tmp:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hybrid_snn_control.training.policy import HybridPolicy, PolicyConfig, save_policy
+from hybrid_snn_control.policy import HybridPolicy, PolicyConfig, save_policy
 
 
 def make_policy(seed: int = 0, gain: float = 6.0, **overrides) -> HybridPolicy:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hybrid_snn_control.deploy.controller import PolicyController
-from hybrid_snn_control.training.policy import HybridPolicy, PolicyConfig, save_policy
+from hybrid_snn_control.policy import HybridPolicy, PolicyConfig, save_policy
+from hybrid_snn_control.robot.controller import PolicyController
 
 
 @pytest.mark.parametrize("stored", [0.0, 0.25, 1.0])

@@ -311,7 +311,7 @@ def test_exported_graphs_select_the_eager_units_for_a_dense_grid_of_ratios(check
     float32(r) give the action and state eager PyTorch gives with masks_for_ratio(r)."""
     import onnxruntime as ort
 
-    from hybrid_snn_control.training.policy import load_policy
+    from hybrid_snn_control.policy import load_policy
 
     policy, _ = load_policy(checkpoint)
     net = policy.core
@@ -365,7 +365,7 @@ def test_every_cell_kind_exports_and_matches_eager(tmp_path, spiking, recurrent)
 def test_policy_node_controller_behaves_the_same_on_every_backend(checkpoint, artefacts):
     """The policy node's core (deploy/controller.py) on torch / torchscript / onnxruntime:
     same actions over 60 steps with a live ratio change, same reset."""
-    from hybrid_snn_control.deploy.controller import PolicyController
+    from hybrid_snn_control.robot.controller import PolicyController
 
     events, proprio = input_sequence(60, 1)
     paths = {
@@ -392,7 +392,7 @@ def test_policy_node_controller_behaves_the_same_on_every_backend(checkpoint, ar
     ("in_hw", "out_hw"), [((8, 8), (3, 3)), ((7, 9), (3, 4)), ((16, 16), (5, 5))]
 )
 def test_adaptive_pool_as_matmul_equals_adaptive_avg_pool(in_hw, out_hw):
-    from hybrid_snn_control.deploy.export import AdaptivePoolMatmul
+    from hybrid_snn_control.policy.hybrid_policy import AdaptivePoolMatmul
 
     x = torch.randn(3, 4, *in_hw)
     want = torch.nn.AdaptiveAvgPool2d(out_hw)(x)
@@ -417,7 +417,7 @@ def test_shipped_pursuit_policy_in_closed_loop(tmp_path):
 
     import hybrid_snn_control.sim  # noqa: F401  (registers the envs)
     from hybrid_snn_control.deploy.runtime import read_onnx_metadata
-    from hybrid_snn_control.training.default_policy import default_policy_path
+    from hybrid_snn_control.policy.shipped import default_policy_path
 
     ckpt = default_policy_path()
     if not ckpt.is_file():

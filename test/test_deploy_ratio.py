@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from hybrid_snn_control.deploy.ratio_graph import (
+from hybrid_snn_control.deploy.ratio_graph import masks_from_thresholds, unit_thresholds
+from hybrid_snn_control.hybrid.network import HybridNetwork
+from hybrid_snn_control.hybrid.ratio import (
     graph_count,
     graph_ratio,
     jump_points,
-    masks_from_thresholds,
     ratio_thresholds,
-    unit_thresholds,
+    unit_counts,
 )
-from hybrid_snn_control.hybrid.network import HybridNetwork, unit_counts
 
 SIZES = (1, 2, 3, 7, 10, 64, 100, 128, 333)
 

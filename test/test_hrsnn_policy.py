@@ -8,20 +8,20 @@ import numpy as np
 import pytest
 import torch
 
-from hybrid_snn_control.deploy.controller import PolicyController
-from hybrid_snn_control.training.hrsnn_policy import (
-    HRSNNPolicy,
-    HRSNNPolicyTrainConfig,
-    fit_readout,
-    train_hrsnn_policy,
-)
-from hybrid_snn_control.training.imitation import EnvSettings
-from hybrid_snn_control.training.policy import (
+from hybrid_snn_control.policy import (
     HRSNNCoreConfig,
     PolicyConfig,
     load_policy,
     save_policy,
 )
+from hybrid_snn_control.policy.hrsnn_policy import HRSNNPolicy
+from hybrid_snn_control.robot.controller import PolicyController
+from hybrid_snn_control.training.hrsnn_policy import (
+    HRSNNPolicyTrainConfig,
+    fit_readout,
+    train_hrsnn_policy,
+)
+from hybrid_snn_control.training.imitation import EnvSettings
 from hybrid_snn_control.training.sweep import parse_entry
 
 
@@ -145,7 +145,7 @@ def test_controller_runs_an_hrsnn_policy_at_ratio_1_and_online_plasticity_moves_
 
 
 def test_online_plasticity_is_refused_for_a_hybrid_policy():
-    from hybrid_snn_control.training.default_policy import default_policy_path
+    from hybrid_snn_control.policy.shipped import default_policy_path
 
     c = PolicyController(default_policy_path())
     c.set_plasticity(False)
@@ -235,7 +235,7 @@ def test_evaluation_with_online_plasticity_restores_the_trained_weights(tiny_tra
 
 def test_export_refuses_an_hrsnn_policy_with_the_reason(tmp_path):
     from hybrid_snn_control.deploy.export import export_checkpoint
-    from hybrid_snn_control.training.checkpoint import CheckpointError
+    from hybrid_snn_control.policy.checkpoint import CheckpointError
 
     path = tmp_path / "h.safetensors"
     save_policy(path, make_policy(), extra={})

@@ -27,7 +27,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from std_msgs.msg import Bool, Float64MultiArray  # noqa: E402
 
-from hybrid_snn_control.deploy.safety import GateState  # noqa: E402
+from hybrid_snn_control.robot.safety import GateState  # noqa: E402
 from hybrid_snn_control.ros.actuator_node import COMMAND_QOS, ESTOP_QOS, ActuatorNode  # noqa: E402
 from hybrid_snn_control.ros.runner import run_nodes  # noqa: E402
 
@@ -195,7 +195,7 @@ def test_estop_latches_until_cleared_by_false(ros_context, spin):
 PUBLISHER_SCRIPT = """
 import sys, time, rclpy
 from geometry_msgs.msg import TwistStamped
-from hybrid_snn_control.deploy.safety import GateState  # noqa: E402
+from hybrid_snn_control.robot.safety import GateState  # noqa: E402
 from hybrid_snn_control.ros.actuator_node import COMMAND_QOS
 rclpy.init()
 node = rclpy.create_node("doomed_policy", namespace=sys.argv[1])

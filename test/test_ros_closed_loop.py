@@ -33,8 +33,9 @@ from sensor_msgs.msg import PointCloud2  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from hybrid_snn_control.deploy.controller import PolicyController, rollout_episode  # noqa: E402
 from hybrid_snn_control.events.arrays import EVENT_DTYPE  # noqa: E402
+from hybrid_snn_control.policy.shipped import default_policy_path  # noqa: E402
+from hybrid_snn_control.robot.controller import PolicyController, rollout_episode  # noqa: E402
 from hybrid_snn_control.ros.actuator_node import ActuatorNode  # noqa: E402
 from hybrid_snn_control.ros.event_msgs import events_to_pointcloud2  # noqa: E402
 from hybrid_snn_control.ros.policy_node import PolicyNode  # noqa: E402
@@ -42,7 +43,6 @@ from hybrid_snn_control.ros.runner import run_nodes  # noqa: E402
 from hybrid_snn_control.ros.settings import SimSettings  # noqa: E402
 from hybrid_snn_control.ros.sim_node import SimNode, make_env  # noqa: E402
 from hybrid_snn_control.sim.rover_env import OMEGA_MAX_RADPS, V_MAX_MPS  # noqa: E402
-from hybrid_snn_control.training.default_policy import default_policy_path  # noqa: E402
 
 SEED = 2_000_000_007
 EPISODE_S = 2.5

@@ -18,13 +18,13 @@ from sensor_msgs.msg import PointCloud2  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from test_ros_closed_loop import packet_msg  # noqa: E402
 
-from hybrid_snn_control.ros.policy_node import PolicyNode  # noqa: E402
-from hybrid_snn_control.training.hrsnn_policy import HRSNNPolicy  # noqa: E402
-from hybrid_snn_control.training.policy import (  # noqa: E402
+from hybrid_snn_control.policy import (  # noqa: E402
     HRSNNCoreConfig,
     PolicyConfig,
     save_policy,
 )
+from hybrid_snn_control.policy.hrsnn_policy import HRSNNPolicy  # noqa: E402
+from hybrid_snn_control.ros.policy_node import PolicyNode  # noqa: E402
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import torch
 
 from hybrid_snn_control.cli import main
 from hybrid_snn_control.config import to_mapping
+from hybrid_snn_control.policy import save_policy
 from hybrid_snn_control.training.evaluate import ROW_FIELDS, evaluate_expert, evaluate_policy
 from hybrid_snn_control.training.imitation import (
     EnvSettings,
@@ -18,7 +19,6 @@ from hybrid_snn_control.training.imitation import (
     ImitationTask,
     PolicySettings,
 )
-from hybrid_snn_control.training.policy import save_policy
 
 TINY_ENV = EnvSettings(camera_size=16, episode_s=1.0, num_envs=2)
 
@@ -101,7 +101,7 @@ def test_shipped_policy_loads_acts_and_carries_its_ranking():
 
     import hybrid_snn_control.sim  # noqa: F401
     from hybrid_snn_control.commands.train_cmd import env_settings
-    from hybrid_snn_control.training.default_policy import default_policy_path, load_default_policy
+    from hybrid_snn_control.policy import default_policy_path, load_default_policy
 
     assert default_policy_path().stat().st_size < 600_000
     policy, meta = load_default_policy()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hybrid_snn_control.training.checkpoint import CheckpointError, load_checkpoint, split_prefix
+from hybrid_snn_control.policy.checkpoint import CheckpointError, load_checkpoint, split_prefix
 from hybrid_snn_control.training.classification import ClassificationTask, ClassifyConfig
 from hybrid_snn_control.training.hstnn import HSTNNConfig, adapt, direct, pipeline, restore, select
 from hybrid_snn_control.training.loop import TrainRun

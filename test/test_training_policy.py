@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 import torch
 
-from hybrid_snn_control.training.checkpoint import CheckpointError, load_checkpoint
-from hybrid_snn_control.training.checkpoint import save_checkpoint as raw_save
-from hybrid_snn_control.training.policy import HybridPolicy, PolicyConfig, load_policy, save_policy
+from hybrid_snn_control.policy import HybridPolicy, PolicyConfig, load_policy, save_policy
+from hybrid_snn_control.policy.checkpoint import CheckpointError, load_checkpoint
+from hybrid_snn_control.policy.checkpoint import save_checkpoint as raw_save
 
 CFG = PolicyConfig(event_shape=[2, 16, 20], proprio_size=5, hidden_size=12, spiking_ratio=0.5)
 

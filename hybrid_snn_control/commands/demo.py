@@ -118,7 +118,7 @@ def run_closed_loop(path: Path, params: DemoParams, checkpoint: str | None) -> d
     from rclpy.parameter import Parameter
     from std_msgs.msg import String
 
-    from hybrid_snn_control.deploy.controller import percentiles_ms
+    from hybrid_snn_control.robot.controller import percentiles_ms
     from hybrid_snn_control.ros.actuator_node import ActuatorNode
     from hybrid_snn_control.ros.policy_node import PolicyNode
     from hybrid_snn_control.ros.sim_node import SimNode
@@ -277,7 +277,7 @@ def _mean(rows: list[dict], key: str) -> float:
 def _direct(path: Path, params: DemoParams, checkpoint: str | None, result: dict) -> None:
     """The same policy, seeds and ratios in a lock-step gym loop (no ROS)."""
     from hybrid_snn_control.config import load_node_params
-    from hybrid_snn_control.deploy.controller import PolicyController, rollout_episode
+    from hybrid_snn_control.robot.controller import PolicyController, rollout_episode
     from hybrid_snn_control.ros.policy_node import resolve_checkpoint
     from hybrid_snn_control.ros.settings import PolicySettings, SimSettings
     from hybrid_snn_control.ros.sim_node import make_env

@@ -131,9 +131,9 @@ def run_train(args: argparse.Namespace) -> int:
     import dataclasses
 
     from hybrid_snn_control.config import to_mapping
+    from hybrid_snn_control.policy import save_policy
     from hybrid_snn_control.training import hstnn
     from hybrid_snn_control.training.imitation import EpisodeDataset, load_task
-    from hybrid_snn_control.training.policy import save_policy
     from hybrid_snn_control.training.task import load_model, ranking_summary
 
     over = _overrides(args.overrides)
@@ -227,8 +227,8 @@ def _train_hrsnn(args: argparse.Namespace, over: dict) -> int:
 
 
 def _load(path: str | None, device: str = "cpu"):
-    from hybrid_snn_control.training.default_policy import default_policy_path
-    from hybrid_snn_control.training.policy import load_policy
+    from hybrid_snn_control.policy import load_policy
+    from hybrid_snn_control.policy.shipped import default_policy_path
 
     return load_policy(path or default_policy_path(), device)
 
@@ -287,8 +287,8 @@ def run_eval(args: argparse.Namespace) -> int:
 # ---- sweep ---------------------------------------------------------------------------------------
 def run_sweep(args: argparse.Namespace) -> int:
     _threads(args)
-    from hybrid_snn_control.training.default_policy import default_policy_path
-    from hybrid_snn_control.training.policy import load_policy
+    from hybrid_snn_control.policy import load_policy
+    from hybrid_snn_control.policy.shipped import default_policy_path
     from hybrid_snn_control.training.sweep import SweepEntry, parse_entry, run_sweep, write_outputs
 
     if args.merge:

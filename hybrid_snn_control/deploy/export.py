@@ -1,4 +1,4 @@
-r"""Export a :class:`~hybrid_snn_control.training.policy.HybridPolicy` as a stateful step graph.
+r"""Export a :class:`~hybrid_snn_control.policy.HybridPolicy` as a stateful step graph.
 
 The deployable artefact is one explicit control step (legged_gym / IsaacLab style):
 
@@ -18,7 +18,10 @@ thresholds derived from the stored ranking (:mod:`.ratio_graph`), reproducing
 ``HybridNetwork.masks_for_ratio`` exactly. Spikes are a plain ``u > θ`` comparison (the
 surrogate-gradient Function is never reached because nothing requires grad).
 
-How the graph is made: the step is recorded with ``torch.jit.trace`` (TorchScript) or
+How the graph is made: :class:`StepGraph` wraps the policy's one explicit step
+(:meth:`HybridPolicy.step_with_activity`, the same code eager inference runs) with the
+ratio → masks conversion in front and the spike counts behind; it is recorded with
+``torch.jit.trace`` (TorchScript) or
 ``torch.onnx.export`` (ONNX; dynamo or TorchScript-based exporter). Tracing is correct
 here because every Python branch in the step depends on the configuration (cell kind,
 reset mode, masks given), never on tensor values; the equivalence tests run the
@@ -46,14 +49,12 @@ import torch
 from torch import Tensor, nn
 
 from hybrid_snn_control import __version__
-from hybrid_snn_control.deploy.ratio_graph import (
-    masks_from_thresholds,
-    ratio_thresholds,
-    unit_thresholds,
-)
-from hybrid_snn_control.hybrid.layer import HybridLayerState
-from hybrid_snn_control.hybrid.network import HybridState
-from hybrid_snn_control.training.policy import HybridPolicy
+from hybrid_snn_control.config import to_mapping
+from hybrid_snn_control.deploy.ratio_graph import masks_from_thresholds, unit_thresholds
+from hybrid_snn_control.hybrid.ratio import ratio_thresholds
+from hybrid_snn_control.policy.bundle import load_hybrid_policy
+from hybrid_snn_control.policy.checkpoint import read_header
+from hybrid_snn_control.policy.hybrid_policy import HybridPolicy
 
 FORMATS = ("torchscript", "onnx")
 ONNX_EXPORTERS = ("dynamo", "torchscript")
@@ -87,7 +88,6 @@ class StepGraph(nn.Module):
         self.state_names = net.state_names()
         self.num_layers = net.num_layers
         self.hidden_size = net.hidden_size
-        self.encoder_net = _static_encoder(policy)
         s_thr, r_thr = unit_thresholds(net)
         dev = net.layers[0].spiking_mask.device
         self.register_buffer("spiking_threshold", s_thr.to(dev))
@@ -100,27 +100,11 @@ class StepGraph(nn.Module):
         masks = masks_from_thresholds(
             ratio.to(torch.float32), self.spiking_threshold, self.recurrent_threshold, dtype
         )
-        state: HybridState = net.unflatten_state(list(flat_state))
-        # = policy.features(events, proprio) with a fixed-size pool (see _static_encoder)
-        enc = self.encoder_net(torch.log1p(events.clamp_min(0)))
-        prop = (proprio - self.policy.proprio_mean) / self.policy.proprio_std
-        h = torch.cat([enc, prop], dim=-1)
-        # Same loop as HybridNetwork.step, unrolled here only to also return spike counts;
-        # the equivalence tests pin it to policy.step.
-        layer_states: list[HybridLayerState] = []
-        counts: list[Tensor] = []
-        n = self.hidden_size
-        for i, layer in enumerate(net.layers):
-            h, ls = layer.step(h, state.layers[i], masks[2 * i], masks[2 * i + 1])
-            layer_states.append(ls)
-            counts.append(h[:, :n].sum(dim=1))
-        features, trace = net._features(h, state.trace, masks[-2])
-        out = features if net.readout is None else net.readout(features)
-        action = torch.tanh(out)
-        new_flat = net.flatten_state(HybridState(tuple(layer_states), trace))
-        outputs = [action, *new_flat]
+        state = net.unflatten_state(list(flat_state))
+        action, state, activity = self.policy.step_with_activity(events, proprio, state, masks)
+        outputs = [action, *net.flatten_state(state)]
         if self.spike_counts:
-            outputs.append(torch.stack(counts, dim=1))
+            outputs.append(torch.stack([s[0].sum(dim=1) for s in activity.spikes], dim=1))
         # explicit casts pin every output to the I/O dtype (the TorchScript-based ONNX
         # exporter otherwise promotes the fp16 LIF membrane to float32)
         return tuple(o.to(dtype) for o in outputs)
@@ -146,58 +130,6 @@ class StepGraph(nn.Module):
             *(s.to(p) for s in state),
             torch.tensor([ratio], dtype=torch.float32, device=p.device),
         )
-
-
-class AdaptivePoolMatmul(nn.Module):
-    """``AdaptiveAvgPool2d`` for a fixed input size as two averaging matrices.
-
-    Bin i of an adaptive pool covers rows ``[floor(i·H/g), ceil((i+1)·H/g))`` (torch's
-    rule); ``P_h x P_wᵀ`` with those row weights is the same average, written with
-    MatMul — which every exporter and TensorRT take, unlike an adaptive pool whose
-    output size does not divide the input size.
-    """
-
-    def __init__(self, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> None:
-        super().__init__()
-        self.register_buffer("pool_h", self._matrix(in_hw[0], out_hw[0]))
-        self.register_buffer("pool_w", self._matrix(in_hw[1], out_hw[1]))
-
-    @staticmethod
-    def _matrix(n_in: int, n_out: int) -> Tensor:
-        m = torch.zeros(n_out, n_in)
-        for i in range(n_out):
-            lo, hi = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
-            m[i, lo:hi] = 1.0 / (hi - lo)
-        return m
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.matmul(torch.matmul(self.pool_h, x), self.pool_w.t())
-
-
-def _static_encoder(policy: HybridPolicy) -> nn.Sequential:
-    """The encoder's layers with ``AdaptiveAvgPool2d`` replaced by an equal fixed pool.
-
-    The input size is fixed by the config, so the adaptive pool is a plain ``AvgPool2d``
-    when the map size divides evenly and :class:`AdaptivePoolMatmul` otherwise (the
-    TorchScript-based ONNX exporter and TensorRT need one of the two).
-    """
-    _, h, w = policy.cfg.event_shape
-    layers: list[nn.Module] = []
-    for m in policy.encoder.net:
-        if isinstance(m, nn.Conv2d):
-            h = (h + 2 * m.padding[0] - m.kernel_size[0]) // m.stride[0] + 1
-            w = (w + 2 * m.padding[1] - m.kernel_size[1]) // m.stride[1] + 1
-        if isinstance(m, nn.AdaptiveAvgPool2d):
-            size = m.output_size
-            gh, gw = (size, size) if isinstance(size, int) else size
-            gh, gw = gh or h, gw or w
-            if h % gh == 0 and w % gw == 0:
-                m = nn.AvgPool2d((h // gh, w // gw))
-            else:
-                p = next(policy.parameters())
-                m = AdaptivePoolMatmul((h, w), (gh, gw)).to(device=p.device, dtype=p.dtype)
-        layers.append(m)
-    return nn.Sequential(*layers)
 
 
 def _check_exportable(policy: HybridPolicy, fmt: str) -> None:
@@ -292,8 +224,6 @@ def artefact_metadata(
     ]
     if graph.spike_counts:
         outputs.append({"name": "spike_count", "shape": ["batch", layers], "dtype": dtype})
-    from hybrid_snn_control.config import to_mapping
-
     ckpt = checkpoint_meta or {}
     return {
         "format": fmt,
@@ -335,18 +265,13 @@ def trtexec_command(meta: dict[str, Any], onnx_path: str | Path, batch_size: int
 
 def checkpoint_sha256(path: str | Path) -> str | None:
     """The content hash stored in a checkpoint header (verified by ``load_policy``)."""
-    from hybrid_snn_control.training.checkpoint import _read_header
-
-    blob = Path(path).read_bytes()
-    return _read_header(blob).get("sha256")
+    return read_header(path).get("sha256")
 
 
 def build_graph(
     checkpoint: str | Path, fp16: bool = False, device: str = "cpu", spike_counts: bool = True
 ) -> tuple[StepGraph, dict[str, Any]]:
     """Load a policy checkpoint and wrap it; return ``(graph, metadata)`` (format unset)."""
-    from hybrid_snn_control.training.policy import load_hybrid_policy
-
     policy, _ = load_hybrid_policy(checkpoint)
     policy = _prepare(policy, fp16, device)
     graph = StepGraph(policy, spike_counts=spike_counts)
@@ -358,8 +283,6 @@ def export_checkpoint(
     checkpoint: str | Path, out: str | Path, fmt: str = "onnx", **kwargs: Any
 ) -> dict[str, Any]:
     """:func:`export_policy` for a checkpoint file (its sha256 goes into the metadata)."""
-    from hybrid_snn_control.training.policy import load_hybrid_policy
-
     policy, _ = load_hybrid_policy(checkpoint)
     ckpt = {"sha256": checkpoint_sha256(checkpoint), "path": str(checkpoint)}
     return export_policy(policy, out, fmt, checkpoint_meta=ckpt, **kwargs)

@@ -47,7 +47,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hybrid_snn_control.hybrid.network import HybridNetwork, check_ratio, unit_counts
+from hybrid_snn_control.hybrid.network import HybridNetwork
+from hybrid_snn_control.hybrid.ratio import check_ratio, unit_counts
+from hybrid_snn_control.policy.bundle import load_hybrid_policy
 
 POLICY_NOTES = [
     "encoder not exported (log1p + conv/ReLU: NIR has no ReLU or log); the graph input is "
@@ -241,8 +243,6 @@ def export_nir_checkpoint(
 ) -> NIRReport:
     """Load a policy checkpoint, export what NIR expresses, write it; return the report."""
     import nir
-
-    from hybrid_snn_control.training.policy import load_hybrid_policy
 
     policy, _ = load_hybrid_policy(checkpoint)
     graph, report = export_nir(policy, ratio, dt, strict=strict)

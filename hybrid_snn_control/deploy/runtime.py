@@ -28,8 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from hybrid_snn_control.deploy.ratio_graph import graph_ratio
-from hybrid_snn_control.hybrid.network import check_ratio
+from hybrid_snn_control.hybrid.ratio import check_ratio, graph_ratio
 
 BACKENDS = ("torch", "torchscript", "onnxruntime")
 TORCHSCRIPT_SUFFIXES = (".pt", ".ts", ".torchscript", ".jit")

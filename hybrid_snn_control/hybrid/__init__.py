@@ -7,27 +7,32 @@
 * :mod:`.efficiency` — MACs, SynOps, firing rates and energy from a real run.
 * :class:`CompactHybridStep` (:mod:`.compact`) — inference snapshot at one ratio that
   computes only the active units (the low-latency step; TorchScript-able).
+* :mod:`.ratio` — the ratio rule (unit counts, graph thresholds) in plain numpy.
+
+Names resolve lazily (PEP 562), so ``hybrid.ratio`` imports without torch: the ONNX
+Runtime path of the policy node uses it on a robot that has no torch.
 """
 
 from __future__ import annotations
 
-from hybrid_snn_control.hybrid.compact import CompactHybridStep
-from hybrid_snn_control.hybrid.layer import HybridLayer, HybridLayerState
-from hybrid_snn_control.hybrid.network import (
-    HybridActivity,
-    HybridNetwork,
-    HybridState,
-    check_ratio,
-    unit_counts,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "CompactHybridStep",
-    "HybridActivity",
-    "HybridLayer",
-    "HybridLayerState",
-    "HybridNetwork",
-    "HybridState",
-    "check_ratio",
-    "unit_counts",
-]
+_EXPORTS = {
+    "CompactHybridStep": "compact",
+    "HybridActivity": "network",
+    "HybridLayer": "layer",
+    "HybridLayerState": "layer",
+    "HybridNetwork": "network",
+    "HybridState": "network",
+    "check_ratio": "ratio",
+    "unit_counts": "ratio",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

@@ -45,15 +45,15 @@ to every chunk, or units would switch type between chunks.
 from __future__ import annotations
 
 import math
-import numbers
 import random
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from hybrid_snn_control.hybrid.layer import HybridLayer, HybridLayerState
+from hybrid_snn_control.hybrid.ratio import check_ratio, unit_counts
 from hybrid_snn_control.neurons import state as state_utils
 from hybrid_snn_control.neurons.rf import linear_scan
 
@@ -69,27 +69,6 @@ class HybridActivity(NamedTuple):
     spikes: tuple  # per layer: spiking outputs [T, B, N]
     masks: tuple  # flat (spiking_mask_0, recurrent_mask_0, ...) used in the run
     input_nonzero: Tensor  # per step and sample: number of non-zero inputs [T, B]
-
-
-def check_ratio(r: Any) -> float:
-    """Validate a spiking ratio: a real number in [0, 1] (not bool, not NaN)."""
-    if isinstance(r, Tensor) and r.numel() == 1 and not r.dtype.is_complex:
-        r = r.item()
-    if isinstance(r, bool) or not isinstance(r, numbers.Real):
-        raise ValueError(f"spiking_ratio must be a real number in [0, 1], got {r!r}")
-    r = float(r)
-    if math.isnan(r) or not 0.0 <= r <= 1.0:
-        raise ValueError(f"spiking_ratio must be a real number in [0, 1], got {r!r}")
-    return r
-
-
-def unit_counts(r: float, hidden_size: int) -> tuple[int, int]:
-    """``(n_spiking, n_recurrent)`` per layer for ratio r (≥ 1 of each when 0 < r < 1)."""
-    r = check_ratio(r)
-    n_s = math.floor(r * hidden_size + 1e-9)
-    if 0.0 < r < 1.0 and hidden_size >= 2:
-        n_s = min(max(n_s, 1), hidden_size - 1)
-    return n_s, hidden_size - n_s
 
 
 class HybridNetwork(nn.Module):

@@ -4,7 +4,7 @@ Subscribes ``cmd`` (``geometry_msgs/TwistStamped``, reliable, depth 1) and ``est
 (``std_msgs/Bool``, reliable, depth 10); publishes ``cmd_vel`` as ``TwistStamped``
 (Jazzy+ ``diff_drive_controller``), ``Twist``, or ``std_msgs/Float64MultiArray`` wheel
 speeds for a ros2_control forward velocity controller (``output_type``), and
-``/diagnostics``.  The rules live in :mod:`hybrid_snn_control.deploy.safety`; this node
+``/diagnostics``.  The rules live in :mod:`hybrid_snn_control.robot.safety`; this node
 turns messages into calls.  The watchdog and the output ramp run on the steady clock, so
 they keep working when ``use_sim_time`` is on and ``/clock`` stops.
 """
@@ -22,7 +22,7 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, Float64MultiArray
 
-from hybrid_snn_control.deploy.safety import (
+from hybrid_snn_control.robot.safety import (
     CommandGate,
     GateState,
     SafetyLimits,

@@ -15,7 +15,7 @@ Publishes ``events`` (PointCloud2, layout in ``events/codecs.py``) every ``packe
 (steady clock) with whatever arrived, sorted by time; nothing when nothing arrived.
 Inputs and output use the sensor-data QoS (best effort).  Malformed inputs are dropped,
 counted and logged (at most once a second); the buffer is bounded
-(:class:`~hybrid_snn_control.deploy.event_stream.EventPacketizer`).  Counters go to
+(:class:`~hybrid_snn_control.robot.event_stream.EventPacketizer`).  Counters go to
 ``/diagnostics``.
 """
 
@@ -35,13 +35,13 @@ except ImportError:  # Humble
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, PointCloud2
 
-from hybrid_snn_control.deploy.event_stream import (
+from hybrid_snn_control.events import EventCameraSimulator
+from hybrid_snn_control.events.codecs import Evt3State
+from hybrid_snn_control.robot.event_stream import (
     EventPacketizer,
     EventPacketTime,
     decode_event_packet,
 )
-from hybrid_snn_control.events import EventCameraSimulator
-from hybrid_snn_control.events.codecs import Evt3State
 from hybrid_snn_control.ros.diagnostics import publish_status
 from hybrid_snn_control.ros.event_msgs import (
     events_to_pointcloud2,

@@ -14,7 +14,7 @@ ratio stays); an accepted value is a mask change applied at the next control ste
 policy with an HRSNN core is all spiking: its ratio is fixed at 1 (other values are
 rejected), and ``online_plasticity`` (bool) switches its STDP on the live events on or
 off at run time; ``~/status`` then carries the recurrent weight norms.
-The step itself lives in :class:`hybrid_snn_control.deploy.controller.PolicyController`.
+The step itself lives in :class:`hybrid_snn_control.robot.controller.PolicyController`.
 """
 
 from __future__ import annotations
@@ -39,13 +39,13 @@ from sensor_msgs.msg import Imu, JointState, PointCloud2
 from std_msgs.msg import String, UInt32
 from std_srvs.srv import Trigger
 
-from hybrid_snn_control.deploy.controller import (
+from hybrid_snn_control.events.codecs import us_to_stamp
+from hybrid_snn_control.robot.controller import (
     EventAccumulator,
     PolicyController,
     proprio_vector,
     wheel_speeds_from_twist,
 )
-from hybrid_snn_control.events.codecs import us_to_stamp
 from hybrid_snn_control.ros.actuator_node import COMMAND_QOS, ESTOP_QOS
 from hybrid_snn_control.ros.diagnostics import publish_status
 from hybrid_snn_control.ros.event_msgs import pointcloud2_to_events, stamp_us_of
@@ -65,7 +65,7 @@ def resolve_checkpoint(path: str) -> str:
     """``path``, or the shipped policy when empty (FileNotFoundError saying what to do)."""
     if path:
         return path
-    from hybrid_snn_control.training.default_policy import default_policy_path
+    from hybrid_snn_control.policy.shipped import default_policy_path
 
     try:
         return str(default_policy_path())

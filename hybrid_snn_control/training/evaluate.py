@@ -26,13 +26,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from hybrid_snn_control.policy import HybridPolicy
 from hybrid_snn_control.training.imitation import (
     EnvSettings,
     EpisodeDataset,
     collect_episodes,
     make_envs,
 )
-from hybrid_snn_control.training.policy import HybridPolicy
 
 __all__ = ["EVAL_SEED_BASE", "ROW_FIELDS", "eval_seeds", "evaluate_expert", "evaluate_policy"]
 

@@ -60,9 +60,10 @@ import torch
 from torch import Tensor, nn
 
 from hybrid_snn_control.config import param
+from hybrid_snn_control.policy.config import PolicyConfig
+from hybrid_snn_control.policy.hybrid_policy import HybridPolicy
 from hybrid_snn_control.training.hstnn import HSTNNConfig
 from hybrid_snn_control.training.loop import TrainRun
-from hybrid_snn_control.training.policy import HybridPolicy, PolicyConfig
 
 __all__ = [
     "EnvSettings",
@@ -73,6 +74,7 @@ __all__ = [
     "PolicySettings",
     "action_loss",
     "collect_episodes",
+    "config_from_env",
     "load_task",
     "make_envs",
 ]
@@ -257,6 +259,18 @@ class EpisodeDataset:
 
 
 # ---- envs and rollouts ---------------------------------------------------------------------------
+def config_from_env(env: Any, **overrides: Any) -> PolicyConfig:
+    """A :class:`PolicyConfig` whose input shapes match a sim env's observation space."""
+    space = env.observation_space
+    return dataclasses.replace(
+        PolicyConfig(),
+        event_shape=list(space["events"].shape),
+        proprio_size=int(space["proprio"].shape[0]),
+        action_size=int(env.action_space.shape[0]),
+        **overrides,
+    )
+
+
 def make_envs(settings: EnvSettings, num_envs: int | None = None, shift: str | None = None):
     """A ``SyncVectorEnv`` (Sync beats Async on 2 cores, DESIGN §10) without autoreset."""
     import gymnasium as gym

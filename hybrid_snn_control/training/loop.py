@@ -41,7 +41,7 @@ import torch
 from torch import nn
 from torch.utils.data import DistributedSampler
 
-from hybrid_snn_control.training.checkpoint import (
+from hybrid_snn_control.policy.checkpoint import (
     CheckpointError,
     load_checkpoint,
     pack_state,

@@ -89,7 +89,7 @@ def run_sweep(
     log: Callable[[str], None] | None = print,
 ) -> list[dict[str, Any]]:
     """Evaluate every entry at its ratios × shifts × seeds (+ the expert); return the rows."""
-    from hybrid_snn_control.training.policy import load_policy
+    from hybrid_snn_control.policy import load_policy
 
     for e in entries:
         if len(e.paths) not in (1, len(seeds)):

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from hybrid_snn_control import __version__
 from hybrid_snn_control.config import to_mapping
 from hybrid_snn_control.hybrid import HybridNetwork
-from hybrid_snn_control.training.checkpoint import (
+from hybrid_snn_control.policy.checkpoint import (
     CheckpointError,
     load_checkpoint,
     save_checkpoint,

@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from hybrid_snn_control.deploy.controller import (
+from hybrid_snn_control.events.arrays import EVENT_DTYPE
+from hybrid_snn_control.events.encoders import event_frame
+from hybrid_snn_control.policy import HybridPolicy, PolicyConfig, save_policy
+from hybrid_snn_control.policy.checkpoint import CheckpointError
+from hybrid_snn_control.robot.controller import (
     EventAccumulator,
     PolicyController,
     proprio_vector,
     wheel_speeds_from_twist,
 )
-from hybrid_snn_control.events.arrays import EVENT_DTYPE
-from hybrid_snn_control.events.encoders import event_frame
-from hybrid_snn_control.training.checkpoint import CheckpointError
-from hybrid_snn_control.training.policy import HybridPolicy, PolicyConfig, save_policy
 
 
 def random_events(n: int, w: int, h: int, seed: int = 0, t0: int = 1000) -> np.ndarray:

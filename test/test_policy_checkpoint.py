@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from hybrid_snn_control.training.checkpoint import (
+from hybrid_snn_control.policy.checkpoint import (
     CheckpointError,
     load_checkpoint,
     pack_state,

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from hybrid_snn_control.deploy.safety import (
+from hybrid_snn_control.robot.safety import (
     ZERO,
     CommandGate,
     GateState,

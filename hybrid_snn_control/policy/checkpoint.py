@@ -38,6 +38,7 @@ __all__ = [
     "content_hash",
     "load_checkpoint",
     "pack_state",
+    "read_header",
     "save_checkpoint",
     "split_prefix",
     "unpack_state",
@@ -133,6 +134,15 @@ def load_checkpoint(
     if str(map_location) != "cpu":
         tensors = {k: v.to(map_location) for k, v in tensors.items()}
     return tensors, meta
+
+
+def read_header(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The safetensors ``__metadata__`` of a checkpoint file (not verified: for the stored
+    sha256 and format fields; :func:`load_checkpoint` verifies)."""
+    try:
+        return _read_header(Path(path).read_bytes())
+    except (OSError, ValueError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"could not read checkpoint {path}: {exc}") from None
 
 
 def _read_header(blob: bytes) -> dict[str, str]:

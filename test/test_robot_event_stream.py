@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hybrid_snn_control.deploy.event_stream import (
+from hybrid_snn_control.events import make_events
+from hybrid_snn_control.events.codecs import Evt3State, evt3_encode, mono_encode
+from hybrid_snn_control.robot.event_stream import (
     EventPacketizer,
     EventPacketTime,
     decode_event_packet,
 )
-from hybrid_snn_control.events import make_events
-from hybrid_snn_control.events.codecs import Evt3State, evt3_encode, mono_encode
 
 
 def events(n, t0=0, w=64, h=48, seed=0):

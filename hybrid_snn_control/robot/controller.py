@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from hybrid_snn_control.events.arrays import EVENT_DTYPE
-from hybrid_snn_control.hybrid.network import check_ratio
+from hybrid_snn_control.hybrid.ratio import check_ratio
 
 __all__ = [
     "ControlStep",
@@ -189,7 +189,7 @@ class PolicyController:
         if backend == "torch":
             import torch
 
-            from hybrid_snn_control.training.policy import load_policy
+            from hybrid_snn_control.policy import load_policy
 
             if device not in ("cpu", "cuda"):
                 raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")

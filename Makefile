@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.hsc-installed
+# Install extras (setup.py): everything, so `make demo` / `make test` need nothing else.
+# A robot needs only [robot,ros] (docs/deploy.md, "Robot install").
+HSC_EXTRAS ?= all,ros,dev
 # Debian packages for headless MuJoCo rendering through EGL (Mesa llvmpipe on a CPU machine).
 APT_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libglx-mesa0
 export MUJOCO_GL ?= egl
@@ -24,7 +27,7 @@ system-deps:
 $(STAMP): setup.py setup.cfg package.xml | system-deps
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[ros,dev]'
+	$(BIN)/python -m pip install -q -e '.[$(HSC_EXTRAS)]'
 	@touch $@
 
 demo: setup

@@ -15,6 +15,49 @@ PACKAGE = "hybrid_snn_control"
 HERE = Path(__file__).resolve().parent
 VERSION = re.search(r"<version>([^<]+)</version>", (HERE / "package.xml").read_text()).group(1)
 
+# Install extras follow the layer cut (DESIGN.md §2).  Each list names what that part of
+# the package imports (checked with an ast scan of hybrid_snn_control/**.py):
+#   base   config.py, paths.py, events/ (arrays, codecs, simulator), hybrid/ratio.py,
+#          robot/, ros/ (numpy, yaml; rclpy and the messages come from ROS or [ros])
+#   robot  deploy/runtime.py's ONNX Runtime path: onnxruntime runs the graph and reads the
+#          ``hsc_meta`` stored in the .onnx file.  No torch, no safetensors, no onnx.
+#   torch  neurons/, hybrid/, policy/ (safetensors.torch checkpoints), events/encoders,
+#          the torch / TorchScript runtimes
+#   sim    sim/ (mujoco, gymnasium, scipy.sparse), `hsc sim` / `hsc events` previews
+#          (imageio, pillow)
+#   train  training/, deploy/export.py + nir_export.py, studies and plots: everything above
+#          plus onnx, onnxscript, optuna, tensorboard, matplotlib, tqdm, h5py (events/readers),
+#          nir
+BASE = [
+    "numpy>=1.24",
+    "pyyaml>=6",
+]
+ROBOT = [
+    "onnxruntime>=1.18",
+]
+TORCH = [
+    # The CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
+    "torch==2.13.0",
+    "safetensors>=0.4",
+]
+SIM = [
+    "mujoco>=3.2",
+    "gymnasium>=1.0",
+    "scipy>=1.10",
+    "imageio>=2.30",
+    "pillow>=10",
+]
+TRAIN_ONLY = [
+    "onnx>=1.16",
+    "optuna>=3.5",
+    "tensorboard>=2.14",
+    "matplotlib>=3.7",
+    "tqdm>=4.60",
+    "h5py>=3.8",
+    "nir>=1.0",
+    "onnxscript>=0.1",
+]
+# Only for machines without a ROS 2 distro: the Kilted wheels from PyPI.
 ROS_WHEELS = [
     "ros-wheels-bootstrapper",
     "ros-rclpy",
@@ -30,6 +73,23 @@ ROS_WHEELS = [
     "ros-rcl-interfaces",
     "ros-ament-index-python",
 ]
+DEV = ["pytest>=7", "pytest-timeout>=2", "ruff>=0.4", "snntorch>=0.9"]
+
+
+def _union(*groups: list[str]) -> list[str]:
+    return list(dict.fromkeys(req for group in groups for req in group))
+
+
+EXTRAS = {
+    "robot": ROBOT,
+    "torch": TORCH,
+    "sim": SIM,
+    "train": _union(SIM, TORCH, ROBOT, TRAIN_ONLY),
+    "ros": ROS_WHEELS,
+    "dev": DEV,
+}
+# Everything but the ROS wheels (a ROS distro may provide them) and the dev tools.
+EXTRAS["all"] = _union(*(EXTRAS[name] for name in ("robot", "torch", "sim", "train")))
 
 setup(
     name=PACKAGE,
@@ -43,33 +103,8 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
     ],
     python_requires=">=3.10",
-    install_requires=[
-        "setuptools",
-        # The CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
-        "torch==2.13.0",
-        "numpy>=1.24",
-        "pyyaml>=6",
-        "gymnasium>=1.0",
-        "mujoco>=3.2",
-        "safetensors>=0.4",
-        "h5py>=3.8",
-        "tqdm>=4.60",
-        "matplotlib>=3.7",
-        "imageio>=2.30",
-        "pillow>=10",
-        "scipy>=1.10",
-        "tensorboard>=2.14",
-        "onnx>=1.16",
-        "onnxscript>=0.1",
-        "onnxruntime>=1.18",
-        "nir>=1.0",
-        "optuna>=3.5",
-    ],
-    extras_require={
-        # Only for machines without a ROS 2 distro: the Kilted wheels from PyPI.
-        "ros": ROS_WHEELS,
-        "dev": ["pytest>=7", "pytest-timeout>=2", "ruff>=0.4", "snntorch>=0.9"],
-    },
+    install_requires=BASE,
+    extras_require=EXTRAS,
     zip_safe=False,
     maintainer="hybrid_snn_control maintainers",
     maintainer_email="maintainers@hybrid-snn-control.dev",

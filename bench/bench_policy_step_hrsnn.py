@@ -35,7 +35,7 @@ from hybrid_snn_control.robot.controller import PolicyController
 
 def observations(steps: int, camera: int) -> tuple[np.ndarray, np.ndarray]:
     """Events and proprioception of an expert-driven pursuit episode (what a node sees)."""
-    from hybrid_snn_control.training.imitation import EnvSettings, collect_episodes, make_envs
+    from hybrid_snn_control.training.rollout import EnvSettings, collect_episodes, make_envs
 
     envs = make_envs(EnvSettings(camera_size=camera, episode_s=steps / 50.0), 1)
     try:

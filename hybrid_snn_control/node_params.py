@@ -15,8 +15,8 @@ from typing import Any
 from hybrid_snn_control.config import ConfigError, load_node_params, load_parameter_file
 
 SECTIONS: dict[str, str] = {
-    "hsc_demo": "hybrid_snn_control.commands.demo:DemoParams",
-    "hsc_hstnn": "hybrid_snn_control.training.hstnn:HSTNNConfig",
+    "hsc_demo": "hybrid_snn_control.ros.demo_settings:DemoParams",
+    "hsc_hstnn": "hybrid_snn_control.training.hstnn_config:HSTNNConfig",
     "hsc_classify": "hybrid_snn_control.training.classification:ClassifyConfig",
     "hsc_imitation": "hybrid_snn_control.training.imitation:ImitationConfig",
     "hsc_hrsnn_policy": "hybrid_snn_control.training.hrsnn_policy:HRSNNPolicyTrainConfig",

@@ -54,6 +54,11 @@ def share_file(relative: str | os.PathLike[str]) -> Path:
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist")
         return path
+    return _shipped_file(path)
+
+
+def _shipped_file(path: Path) -> Path:
+    """``path`` in the share directories only (never the working directory)."""
     searched = []
     for base in share_dirs():
         candidate = base / path
@@ -61,16 +66,20 @@ def share_file(relative: str | os.PathLike[str]) -> Path:
         if candidate.exists():
             return candidate
     raise FileNotFoundError(
-        f"{relative!s} not found in the package share directories: {', '.join(searched) or 'none'}"
+        f"{path!s} not found in the package share directories: {', '.join(searched) or 'none'}"
     )
 
 
 def config_file(name: str) -> Path:
-    """A shipped parameter file by name (``"sim"`` or ``"sim.yaml"``) or a user path."""
+    """A shipped parameter file by name (``"sim"`` or ``"sim.yaml"``) or a user path.
+
+    A bare name is looked up in the share directories only, so a ``config/`` folder in the
+    working directory cannot shadow the shipped file.
+    """
     p = Path(name)
     if p.suffix in {".yaml", ".yml"} and (p.is_absolute() or p.exists() or len(p.parts) > 1):
         return share_file(p)
-    return share_file(Path("config") / (name if p.suffix else f"{name}.yaml"))
+    return _shipped_file(Path("config") / (name if p.suffix else f"{name}.yaml"))
 
 
 def package_data(relative: str) -> Path:

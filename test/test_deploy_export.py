@@ -169,8 +169,8 @@ def test_runtime_validates_inputs(artefacts):
 
 
 def test_metadata_is_embedded_and_beside_the_file(checkpoint, artefacts):
+    from hybrid_snn_control.deploy.artefact import read_onnx_metadata
     from hybrid_snn_control.deploy.export import checkpoint_sha256
-    from hybrid_snn_control.deploy.runtime import read_onnx_metadata
 
     meta = read_onnx_metadata(artefacts["onnx_dynamo"])
     side = json.loads(Path(f"{artefacts['onnx_dynamo']}.json").read_text())
@@ -416,7 +416,7 @@ def test_shipped_pursuit_policy_in_closed_loop(tmp_path):
     import gymnasium as gym
 
     import hybrid_snn_control.sim  # noqa: F401  (registers the envs)
-    from hybrid_snn_control.deploy.runtime import read_onnx_metadata
+    from hybrid_snn_control.deploy.artefact import read_onnx_metadata
     from hybrid_snn_control.policy.shipped import default_policy_path
 
     ckpt = default_policy_path()

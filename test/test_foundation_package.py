@@ -8,10 +8,11 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 from launch_static import ROOT, check_launch_file, console_scripts
 
 import hybrid_snn_control
-from hybrid_snn_control.paths import config_file, share_file
+from hybrid_snn_control.paths import config_file
 
 PACKAGE_XML = ET.parse(ROOT / "package.xml").getroot()
 
@@ -73,15 +74,55 @@ def test_setup_installs_launch_and_config_under_share():
     assert "install_scripts=$base/lib/hybrid_snn_control" in cfg
 
 
-def test_shipped_config_resolves_from_share_or_checkout():
-    assert config_file("sim") == share_file("config/sim.yaml")
-    assert config_file("sim").is_file()
-    try:
-        share_file("config/does_not_exist.yaml")
-    except FileNotFoundError as exc:
-        assert "does_not_exist.yaml" in str(exc)
-    else:
-        raise AssertionError("missing file must raise")
+@pytest.fixture
+def elsewhere(tmp_path, monkeypatch):
+    """Run from a directory of no importance, as a user does, with no HSC_SHARE_DIR."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.delenv("HSC_SHARE_DIR", raising=False)
+    return cwd
+
+
+def test_config_file_resolves_every_shipped_name_to_the_checkout_file(elsewhere):
+    shipped = sorted((ROOT / "config").glob("*.yaml"))
+    assert {p.stem for p in shipped} >= {"sim", "robot"}
+    for path in shipped:
+        for name in (path.stem, path.name):  # "sim" and "sim.yaml" name the same file
+            found = config_file(name)
+            assert found.is_absolute() and found.parent.name == "config", name
+            assert found.name == path.name and found.read_bytes() == path.read_bytes(), name
+
+
+def test_config_file_prefers_hsc_share_dir_and_falls_back_for_what_it_lacks(
+    elsewhere, tmp_path, monkeypatch
+):
+    share = tmp_path / "share"
+    (share / "config").mkdir(parents=True)
+    mine = share / "config" / "sim.yaml"
+    mine.write_text("sim_node:\n  ros__parameters:\n    seed: 7\n")
+    monkeypatch.setenv("HSC_SHARE_DIR", str(share))
+    assert config_file("sim") == mine
+    robot = config_file("robot")  # not in HSC_SHARE_DIR: the next share directory's
+    assert robot.read_bytes() == (ROOT / "config" / "robot.yaml").read_bytes()
+    with pytest.raises(FileNotFoundError, match=r"config/no_such_config\.yaml not found") as err:
+        config_file("no_such_config")
+    assert str(share / "config" / "no_such_config.yaml") in str(err.value)  # where it looked
+
+
+def test_config_file_returns_a_user_path_unchanged_and_names_a_missing_one(elsewhere):
+    own = elsewhere / "my_robot.yaml"
+    own.write_text("actuator_node:\n  ros__parameters:\n    cmd_timeout: 0.2\n")
+    assert config_file(str(own)) == own
+    assert config_file("my_robot.yaml") == own.relative_to(elsewhere)  # relative, from cwd
+    with pytest.raises(FileNotFoundError, match=r"gone\.yaml does not exist"):
+        config_file(str(elsewhere / "gone.yaml"))
+
+
+def test_a_shipped_name_is_not_shadowed_by_a_config_folder_in_the_working_directory(elsewhere):
+    (elsewhere / "config").mkdir()
+    (elsewhere / "config" / "sim.yaml").write_text("other_package_node: {}\n")
+    assert config_file("sim").read_bytes() == (ROOT / "config" / "sim.yaml").read_bytes()
 
 
 def test_every_launch_file_passes_static_checks():

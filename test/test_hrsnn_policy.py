@@ -16,12 +16,13 @@ from hybrid_snn_control.policy import (
 )
 from hybrid_snn_control.policy.hrsnn_policy import HRSNNPolicy
 from hybrid_snn_control.robot.controller import PolicyController
+from hybrid_snn_control.training.evaluate import evaluate_policy
 from hybrid_snn_control.training.hrsnn_policy import (
     HRSNNPolicyTrainConfig,
     fit_readout,
     train_hrsnn_policy,
 )
-from hybrid_snn_control.training.imitation import EnvSettings
+from hybrid_snn_control.training.rollout import EnvSettings, collect_episodes, make_envs
 from hybrid_snn_control.training.sweep import parse_entry
 
 
@@ -206,8 +207,6 @@ def test_training_recipe_runs_stdp_fits_the_readout_and_saves_a_loadable_policy(
     assert torch.equal(loaded.readout.weight, policy.readout.weight)
     assert torch.any(loaded.readout.weight != 0)
     # the fitted readout explains the expert far better than the zero action does
-    from hybrid_snn_control.training.imitation import collect_episodes, make_envs
-
     envs = make_envs(cfg.env)
     eps, _ = collect_episodes(envs, None, [123, 124])
     envs.close()
@@ -221,8 +220,6 @@ def test_training_recipe_runs_stdp_fits_the_readout_and_saves_a_loadable_policy(
 
 
 def test_evaluation_with_online_plasticity_restores_the_trained_weights(tiny_trained):
-    from hybrid_snn_control.training.evaluate import evaluate_policy
-
     cfg, _, policy, _ = tiny_trained
     before = {k: v.clone() for k, v in policy.state_dict().items()}
     env = dataclasses.replace(cfg.env, episode_s=0.5)

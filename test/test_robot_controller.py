@@ -10,7 +10,7 @@ import torch
 
 from hybrid_snn_control.events.arrays import EVENT_DTYPE
 from hybrid_snn_control.events.encoders import event_frame
-from hybrid_snn_control.policy import HybridPolicy, PolicyConfig, save_policy
+from hybrid_snn_control.policy import HybridPolicy, PolicyConfig, load_policy, save_policy
 from hybrid_snn_control.policy.checkpoint import CheckpointError
 from hybrid_snn_control.robot.controller import (
     EventAccumulator,
@@ -74,9 +74,9 @@ def test_proprio_vector_matches_the_env_layout_and_odom_inversion():
 
 
 def test_controller_step_equals_policy_step_and_scales_to_velocities(tiny_checkpoint):
-    ctl = PolicyController(tiny_checkpoint, max_linear_mps=0.6, max_angular_rps=4.0)
-    ref = HybridPolicy(PolicyConfig(event_shape=[2, 16, 16], hidden_size=16, encoder_channels=[4]))
-    ref.load_state_dict(ctl._policy.state_dict())
+    ctl = PolicyController(tiny_checkpoint, robot_overrides={"max_angular_rps": 3.0})
+    assert ctl.robot.max_linear_mps == 0.6 and ctl.robot.max_angular_rps == 3.0  # stored + override
+    ref, _ = load_policy(tiny_checkpoint)
     ref.set_ratio(ctl.spiking_ratio)
     state = None
     rng = np.random.default_rng(0)
@@ -90,26 +90,58 @@ def test_controller_step_equals_policy_step_and_scales_to_velocities(tiny_checkp
             )
         np.testing.assert_allclose(out.action, a[0].numpy(), atol=1e-6)
         assert math.isclose(out.linear_mps, out.action[0] * 0.6)
-        assert math.isclose(out.angular_rps, out.action[1] * 4.0)
+        assert math.isclose(out.angular_rps, out.action[1] * 3.0)
         assert out.cost is not None and out.cost.macs > 0 and out.cost.energy_pj > 0
+
+
+def _replay(checkpoint, frames, switch_at, ratio_after, reset_at_switch=False):
+    """Reference: the policy itself, stepped with the same inputs and one ratio change."""
+    policy, _ = load_policy(checkpoint)
+    policy.set_ratio(0.5)
+    state, actions = None, []
+    with torch.no_grad():
+        for k, frame in enumerate(frames):
+            if k == switch_at:
+                policy.set_ratio(ratio_after)
+                if reset_at_switch:
+                    state = None
+            a, state = policy.step(torch.from_numpy(frame)[None], torch.zeros(1, 8), state)
+            actions.append(a[0].numpy())
+    return np.array(actions), [t.numpy() for t in policy.flatten_state(state)]
 
 
 def test_ratio_switch_is_masks_only_and_keeps_the_state(tiny_checkpoint):
     ctl = PolicyController(tiny_checkpoint, spiking_ratio=0.5)
-    frame = np.ones((2, 16, 16), np.float32)
-    for _ in range(3):
-        ctl.step(frame, np.zeros(8, np.float32))
-    weights = {k: v.data_ptr() for k, v in ctl._policy.state_dict().items()}
-    before = ctl.state_arrays()
-    macs_half = ctl.step(frame, np.zeros(8, np.float32)).cost.macs
+    policy = ctl.runtime.policy
+    rng = np.random.default_rng(3)
+    frames = [rng.poisson(1.0, (2, 16, 16)).astype(np.float32) for _ in range(8)]
+    actions = [ctl.step(f, np.zeros(8, np.float32)).action for f in frames[:4]]
+    weights = {k: v.data_ptr() for k, v in policy.state_dict().items()}
+    macs_half = ctl.runtime.last_cost.macs
     before = ctl.state_arrays()
     ctl.set_ratio(0.25)
-    after = ctl.state_arrays()
-    for x, y in zip(before, after):
+    for x, y in zip(before, ctl.state_arrays()):
         np.testing.assert_array_equal(x, y)  # nothing reset or reallocated by the switch
-    assert {k: v.data_ptr() for k, v in ctl._policy.state_dict().items()} == weights
-    out = ctl.step(frame, np.zeros(8, np.float32))
-    assert out.spiking_ratio == 0.25 and out.cost.macs != macs_half  # fewer spiking units
+    assert {k: v.data_ptr() for k, v in policy.state_dict().items()} == weights
+    outs = [ctl.step(f, np.zeros(8, np.float32)) for f in frames[4:]]
+    assert outs[0].spiking_ratio == 0.25 and outs[0].cost.macs != macs_half  # fewer spiking units
+    actions += [o.action for o in outs]
+    # the steps after the switch continue from the kept state: equal to a replay that
+    # keeps it, different from one that starts the new ratio from zeros
+    kept, kept_state = _replay(tiny_checkpoint, frames, 4, 0.25)
+    np.testing.assert_allclose(np.array(actions), kept, atol=1e-6)
+    for x, y in zip(ctl.state_arrays(), kept_state):
+        np.testing.assert_allclose(x, y, atol=1e-6)
+    fresh, _ = _replay(tiny_checkpoint, frames, 4, 0.25, reset_at_switch=True)
+    assert np.abs(fresh[4] - kept[4]).max() > 1e-4
+    # the first new step is one step of the ratio-0.25 network from the state held just
+    # before the switch
+    ref, _ = load_policy(tiny_checkpoint)
+    ref.set_ratio(0.25)
+    held = ref.core.unflatten_state([torch.from_numpy(x) for x in before])
+    with torch.no_grad():
+        a, _ = ref.step(torch.from_numpy(frames[4])[None], torch.zeros(1, 8), held)
+    np.testing.assert_allclose(outs[0].action, a[0].numpy(), atol=1e-6)
     for bad in (1.5, -0.1, float("nan"), "0.5", True):
         with pytest.raises(ValueError):
             ctl.set_ratio(bad)
@@ -160,3 +192,27 @@ def test_exported_backends_give_the_torch_actions_and_switch_ratio(tiny_checkpoi
         assert b.cost is None and b.spiking_ratio == a.spiking_ratio
     other.reset()
     assert all(np.abs(s).sum() == 0 for s in other.state_arrays())
+
+
+def test_robot_spec_travels_with_the_policy_and_parameters_override_it(tmp_path):
+    from hybrid_snn_control.deploy.export import export_checkpoint
+    from hybrid_snn_control.policy import RobotSpec, default_policy_path
+
+    torch.manual_seed(0)
+    spec = RobotSpec(max_linear_mps=0.3, max_angular_rps=1.5, wheel_speed_max_radps=10.0)
+    cfg = PolicyConfig(event_shape=[2, 16, 16], hidden_size=8, encoder_channels=[4], robot=spec)
+    path = tmp_path / "slow.safetensors"
+    save_policy(path, HybridPolicy(cfg))
+    export_checkpoint(path, tmp_path / "slow.onnx", "onnx", exporter="torchscript")
+    frame = np.ones((2, 16, 16), np.float32)
+    for ctl in (PolicyController(path), PolicyController(tmp_path / "slow.onnx", "onnxruntime")):
+        assert ctl.robot == spec  # stored in the file and in the exported artefact
+        out = ctl.step(frame, ctl.proprio((5.0, -5.0), (0.0, 0.0, 0.1), (0.0, 0.0, 9.81)))
+        assert math.isclose(out.linear_mps, out.action[0] * 0.3)
+        assert math.isclose(out.angular_rps, out.action[1] * 1.5)
+    np.testing.assert_allclose(ctl.proprio((5.0, -5.0), None, None)[:2], [0.5, -0.5])
+    ctl.set_robot_overrides({"max_linear_mps": 0.2})
+    assert ctl.robot.max_linear_mps == 0.2 and ctl.robot.max_angular_rps == 1.5
+    assert ctl.set_robot_overrides({}) == spec
+    # a file saved before the spec was stored: the sim rover it was trained on
+    assert PolicyController(default_policy_path()).robot == RobotSpec()

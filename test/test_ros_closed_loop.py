@@ -1,9 +1,10 @@
 """The closed loop with real rclpy: sim_node → policy_node → actuator_node → sim_node.
 
-No ROS mocks: the nodes run in one executor (as under ``hsc bringup``), the policy node
-in its own process where the test kills it.  Every test uses its own namespace.  The
-shipped pursuit policy drives the sim; time bounds are generous upper limits (the
-machine is shared), measured values are printed with ``-s``.
+No ROS mocks: the nodes run in one executor (as under ``hsc bringup``; the whole loop
+through ``hsc demo``'s own harness, ``ros/closed_loop.py``), the policy node in its own
+process where the test kills it.  Every test uses its own namespace.  The shipped pursuit
+policy drives the sim; time bounds are generous upper limits (the machine is shared),
+measured values are printed with ``-s``.
 """
 
 from __future__ import annotations
@@ -22,27 +23,23 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy missing: install the [ros] extra")
 
 from geometry_msgs.msg import TwistStamped  # noqa: E402
-from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
-from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
-from rcl_interfaces.srv import SetParameters  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import PointCloud2  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
+from hybrid_snn_control import cli  # noqa: E402
 from hybrid_snn_control.events.arrays import EVENT_DTYPE  # noqa: E402
-from hybrid_snn_control.policy.shipped import default_policy_path  # noqa: E402
-from hybrid_snn_control.robot.controller import PolicyController, rollout_episode  # noqa: E402
 from hybrid_snn_control.ros.actuator_node import ActuatorNode  # noqa: E402
+from hybrid_snn_control.ros.closed_loop import ClosedLoop, as_parameters, call_service  # noqa: E402
+from hybrid_snn_control.ros.direct_rollout import direct_scores  # noqa: E402
 from hybrid_snn_control.ros.event_msgs import events_to_pointcloud2  # noqa: E402
-from hybrid_snn_control.ros.policy_node import PolicyNode  # noqa: E402
+from hybrid_snn_control.ros.policy_node import PolicyNode, policy_node_controller  # noqa: E402
 from hybrid_snn_control.ros.runner import run_nodes  # noqa: E402
-from hybrid_snn_control.ros.settings import SimSettings  # noqa: E402
-from hybrid_snn_control.ros.sim_node import SimNode, make_env  # noqa: E402
-from hybrid_snn_control.sim.rover_env import OMEGA_MAX_RADPS, V_MAX_MPS  # noqa: E402
+from hybrid_snn_control.ros.settings import PolicySettings, SimSettings  # noqa: E402
+from hybrid_snn_control.ros.sim_node import SimNode  # noqa: E402
 
 SEED = 2_000_000_007
 EPISODE_S = 2.5
@@ -55,108 +52,67 @@ SIM_ACTUATOR = {
 }
 
 
-def overrides(params: dict) -> list[Parameter]:
-    return [Parameter(k, value=v) for k, v in params.items()]
-
-
-def set_ratio_request(value) -> SetParameters.Request:
-    if isinstance(value, str):
-        pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
-    else:
-        pv = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=float(value))
-    return SetParameters.Request(parameters=[ParameterMsg(name="spiking_ratio", value=pv)])
-
-
-def call(ex, client, request, timeout_s: float = 10.0):
-    assert client.wait_for_service(timeout_sec=timeout_s)
-    fut = client.call_async(request)
-    deadline = time.monotonic() + timeout_s
-    while not fut.done():
-        assert time.monotonic() < deadline, "service call timed out"
-        ex.spin_once(timeout_sec=0.01)
-    return fut.result()
-
-
 @pytest.fixture(scope="module")
-def direct_scores() -> list[float]:
+def direct_episode_scores() -> list[float]:
     """The shipped policy lock-step in the gym env on sim_node's first two worlds, no ROS."""
-    ctl = PolicyController(default_policy_path(), spiking_ratio=0.5)
-    env = make_env(SimSettings(episode_s=EPISODE_S))
-    try:
-        return [
-            rollout_episode(ctl, env, seed, V_MAX_MPS, OMEGA_MAX_RADPS)["normalized_score"]
-            for seed in (SEED, SEED + 1)
-        ]
-    finally:
-        env.close()
+    controller = policy_node_controller(PolicySettings(spiking_ratio=0.5))
+    (scores,) = direct_scores(
+        controller, SimSettings(episode_s=EPISODE_S), [(0.5, (SEED, SEED + 1))]
+    )
+    return scores
 
 
 def test_closed_loop_through_topics_matches_the_direct_gym_score_and_ratio_switches_live(
-    ros_context, spin, direct_scores
+    ros_context, direct_episode_scores
 ):
-    ns = "loop_score"
-    ex = SingleThreadedExecutor(context=ros_context)
-    actuator = ActuatorNode(
-        context=ros_context, namespace=ns, parameter_overrides=overrides(SIM_ACTUATOR)
+    loop = ClosedLoop(
+        ros_context,
+        namespace="loop_score",
+        actuator=SIM_ACTUATOR,
+        policy={"trigger": "events", "spiking_ratio": 0.5},
+        sim={"seed": SEED, "episode_s": EPISODE_S, "lockstep": True},
     )
-    policy = PolicyNode(
-        context=ros_context,
-        namespace=ns,
-        parameter_overrides=overrides({"trigger": "events", "spiking_ratio": 0.5}),
-    )
-    sim = SimNode(
-        context=ros_context,
-        namespace=ns,
-        parameter_overrides=overrides({"seed": SEED, "episode_s": EPISODE_S, "lockstep": True}),
-    )
-    operator = Node("operator", namespace=ns, context=ros_context)
-    statuses: list[dict] = []
-    operator.create_subscription(
-        String, f"/{ns}/policy_node/status", lambda m: statuses.append(json.loads(m.data)), 100
-    )
-    client = operator.create_client(SetParameters, f"/{ns}/policy_node/set_parameters")
-    for n in (actuator, policy, sim, operator):
-        ex.add_node(n)
+    with loop:
+        policy, sim, statuses = loop.policy, loop.sim, loop.statuses
+        # 1. two whole episodes at ratio 0.5: the scores through topics vs the direct rollout
+        assert loop.spin_until(lambda: len(sim.episodes) >= 2, 120.0), "episodes did not finish"
+        for ep, direct in zip(sim.episodes, direct_episode_scores):
+            score = ep["normalized_score"]
+            print(
+                f"\nclosed loop score {score:.4f} vs direct {direct:.4f} "
+                f"({ep['late_commands']}/{ep['steps']} late commands, "
+                f"loop latency p50 {ep.get('loop_latency_p50_ms', math.nan):.2f} ms)"
+            )
+            # With lockstep every sim step waits for the command answering the previous
+            # one, so the loop through topics is the lock-step gym rollout: same
+            # observations, same arithmetic, the same score (the second episode also checks
+            # that the state reset at the episode boundary lands between the episodes).
+            # Only a step that waited past lockstep_timeout_s (0.5 s; a stalled machine)
+            # reuses the previous command; such a step can move a short pursuit score by a
+            # few hundredths: 0.05 per step.
+            assert abs(score - direct) <= 1e-6 + 0.05 * ep["late_commands"]
+        # the starts of episodes 0, 1 and 2 each reset the recurrent state
+        assert loop.spin_until(lambda: policy.resets >= 3, 5.0)
 
-    # 1. two whole episodes at ratio 0.5: the scores through topics vs the direct rollout
-    assert spin(ex, lambda: len(sim.episodes) >= 2, 120.0), "episodes did not finish"
-    for ep, direct in zip(sim.episodes, direct_scores):
-        score = ep["normalized_score"]
-        print(
-            f"\nclosed loop score {score:.4f} vs direct {direct:.4f} "
-            f"({ep['late_commands']}/{ep['steps']} late commands, "
-            f"loop latency p50 {ep.get('loop_latency_p50_ms', math.nan):.2f} ms)"
+        # 2. SetParameters from another node: accepted, in effect within one control period
+        n_before = len(statuses)
+        macs_before = np.mean([s["macs"] for s in statuses[-20:]])
+        res = loop.set_policy_parameter("spiking_ratio", 0.25)
+        assert res.successful, res.reason
+        step_at_accept = policy.steps
+        assert loop.spin_until(
+            lambda: any(s["step"] > step_at_accept for s in statuses[n_before:]), 5.0
         )
-        # With lockstep every sim step waits for the command answering the previous one,
-        # so the loop through topics is the lock-step gym rollout: same observations, same
-        # arithmetic, the same score (the second episode also checks that the state reset
-        # at the episode boundary lands between the episodes).  Only a step that waited
-        # past lockstep_timeout_s (0.5 s; a stalled machine) reuses the previous command;
-        # such a step can move a short pursuit score by a few hundredths: 0.05 per step.
-        assert abs(score - direct) <= 1e-6 + 0.05 * ep["late_commands"]
-    # the starts of episodes 0, 1 and 2 each reset the recurrent state
-    assert spin(ex, lambda: policy.resets >= 3, 5.0)
+        first_after = next(s for s in statuses[n_before:] if s["step"] > step_at_accept)
+        assert first_after["spiking_ratio"] == 0.25  # the very next step runs at the new ratio
+        assert first_after["macs"] != macs_before  # and the status shows the new cost
 
-    # 2. SetParameters from another node: accepted, in effect within one control period
-    n_before = len(statuses)
-    macs_before = np.mean([s["macs"] for s in statuses[-20:]])
-    res = call(ex, client, set_ratio_request(0.25)).results[0]
-    assert res.successful, res.reason
-    step_at_accept = policy.steps
-    assert spin(ex, lambda: any(s["step"] > step_at_accept for s in statuses[n_before:]), 5.0)
-    first_after = next(s for s in statuses[n_before:] if s["step"] > step_at_accept)
-    assert first_after["spiking_ratio"] == 0.25  # the very next step runs at the new ratio
-    assert first_after["macs"] != macs_before  # and the status shows the new cost
-
-    # 3. invalid values are rejected with a reason; the ratio stays 0.25
-    for bad in (1.5, -0.2, float("nan"), "half"):
-        res = call(ex, client, set_ratio_request(bad)).results[0]
-        assert not res.successful and res.reason, bad
-        assert policy.controller.spiking_ratio == 0.25
-    print(f"rejection reason for 1.5: {call(ex, client, set_ratio_request(1.5)).results[0].reason}")
-    ex.shutdown()
-    for n in (operator, sim, policy, actuator):
-        n.destroy_node()
+        # 3. invalid values are rejected with a reason; the ratio stays 0.25
+        for bad in (1.5, -0.2, float("nan"), "half"):
+            res = loop.set_policy_parameter("spiking_ratio", bad)
+            assert not res.successful and res.reason, bad
+            assert policy.controller.spiking_ratio == 0.25
+        print(f"rejection reason for 1.5: {loop.set_policy_parameter('spiking_ratio', 1.5).reason}")
 
 
 def packet_msg(n: int, stamp_ns: int, width: int = 32) -> PointCloud2:
@@ -172,7 +128,7 @@ def test_reset_service_clears_state_and_malformed_packets_are_dropped(ros_contex
     ns = "policy_reset"
     ex = SingleThreadedExecutor(context=ros_context)
     policy = PolicyNode(
-        context=ros_context, namespace=ns, parameter_overrides=overrides({"trigger": "events"})
+        context=ros_context, namespace=ns, parameter_overrides=as_parameters({"trigger": "events"})
     )
     driver = Node("driver", namespace=ns, context=ros_context)
     pub = driver.create_publisher(PointCloud2, "events", qos_profile_sensor_data)
@@ -193,7 +149,7 @@ def test_reset_service_clears_state_and_malformed_packets_are_dropped(ros_contex
         lambda: any(c.header.stamp.sec * 10**9 + c.header.stamp.nanosec == newest_ns for c in cmds),
         5.0,
     )
-    res = call(ex, reset, Trigger.Request())
+    res = call_service(ex, reset, Trigger.Request())
     assert res.success
     assert all(np.abs(s).sum() == 0 for s in policy.controller.state_arrays())
     # malformed: x outside the policy's 32x32 input, and a truncated data buffer
@@ -245,7 +201,7 @@ def test_killing_the_policy_node_makes_the_actuator_send_zero_within_cmd_timeout
         actuator = ActuatorNode(
             context=ros_context,
             namespace=ns,
-            parameter_overrides=overrides({**SIM_ACTUATOR, "cmd_timeout": timeout_s}),
+            parameter_overrides=as_parameters({**SIM_ACTUATOR, "cmd_timeout": timeout_s}),
         )
         driver = Node("driver", namespace=ns, context=ros_context)
         pub = driver.create_publisher(PointCloud2, "events", qos_profile_sensor_data)
@@ -280,20 +236,8 @@ def test_killing_the_policy_node_makes_the_actuator_send_zero_within_cmd_timeout
 
 
 def test_hsc_demo_switches_the_ratio_through_set_parameters_and_writes_the_report(tmp_path, capsys):
-    import argparse
-
-    from hybrid_snn_control.commands import demo
-
-    args = argparse.Namespace(
-        config="sim",
-        checkpoint=None,
-        ratios="0.5,0.25",
-        episode_s=1.0,
-        episodes=1,
-        out=str(tmp_path),
-        no_compare=False,
-    )
-    assert demo.run(args) == 0
+    argv = ["demo", "--ratios", "0.5,0.25", "--episode-s", "1", "--episodes", "1"]
+    assert cli.main([*argv, "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "demo.json").read_text())
     assert [s["ratio"] for s in result["segments"]] == [0.5, 0.25]
     assert result["switches"][0]["ok"] and result["switches"][0]["ratio"] == 0.25
@@ -319,7 +263,7 @@ def test_sim_node_takes_twist_resets_episodes_and_keeps_the_clock_monotonic(ros_
     sim = SimNode(
         context=ros_context,
         namespace=ns,
-        parameter_overrides=overrides({"cmd_type": "twist", "episode_s": 10.0}),
+        parameter_overrides=as_parameters({"cmd_type": "twist", "episode_s": 10.0}),
     )
     driver = Node("driver", namespace=ns, context=ros_context)
     cmd = driver.create_publisher(Twist, "cmd_vel", COMMAND_QOS)
@@ -345,7 +289,7 @@ def test_sim_node_takes_twist_resets_episodes_and_keeps_the_clock_monotonic(ros_
     assert spin(ex, lambda: len(odom) >= 25, 10.0)
     np.testing.assert_allclose(sim.action, [1.0, 0.0])
     assert odom[-1].twist.twist.linear.x > 0.1  # the rover drives
-    res = call(ex, reset, Trigger.Request())
+    res = call_service(ex, reset, Trigger.Request())
     assert res.success
     assert spin(ex, lambda: len(metrics) == 1 and 1 in episodes, 5.0)
     assert metrics[0]["reset_by_service"] and "normalized_score" not in metrics[0]
@@ -363,7 +307,7 @@ def test_timer_trigger_steps_at_rate_hz_on_the_events_since_the_last_step(ros_co
     policy = PolicyNode(
         context=ros_context,
         namespace=ns,
-        parameter_overrides=overrides({"trigger": "timer", "rate_hz": 50.0}),
+        parameter_overrides=as_parameters({"trigger": "timer", "rate_hz": 50.0}),
     )
     driver = Node("driver", namespace=ns, context=ros_context)
     pub = driver.create_publisher(PointCloud2, "events", qos_profile_sensor_data)
@@ -393,12 +337,12 @@ def test_sim_images_through_event_camera_node_become_event_packets(ros_context, 
     sim = SimNode(
         context=ros_context,
         namespace=ns,
-        parameter_overrides=overrides({"publish_images": True, "publish_events": False}),
+        parameter_overrides=as_parameters({"publish_images": True, "publish_events": False}),
     )
     camera = EventCameraNode(
         context=ros_context,
         namespace=ns,
-        parameter_overrides=overrides({"width": 32, "height": 32, "packet_ms": 0.0}),
+        parameter_overrides=as_parameters({"width": 32, "height": 32, "packet_ms": 0.0}),
     )
     driver = Node("driver", namespace=ns, context=ros_context)
     packets: list[PointCloud2] = []

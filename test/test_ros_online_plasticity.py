@@ -18,12 +18,15 @@ from sensor_msgs.msg import PointCloud2  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from test_ros_closed_loop import packet_msg  # noqa: E402
 
+from hybrid_snn_control.paths import config_file  # noqa: E402
 from hybrid_snn_control.policy import (  # noqa: E402
     HRSNNCoreConfig,
     PolicyConfig,
     save_policy,
 )
 from hybrid_snn_control.policy.hrsnn_policy import HRSNNPolicy  # noqa: E402
+from hybrid_snn_control.ros.demo import add_direct_scores, run_closed_loop  # noqa: E402
+from hybrid_snn_control.ros.demo_settings import DemoParams  # noqa: E402
 from hybrid_snn_control.ros.policy_node import PolicyNode  # noqa: E402
 
 
@@ -87,7 +90,7 @@ def test_online_plasticity_switches_live_and_the_status_reports_weight_norms(
     rejected = policy.set_parameters([Parameter("spiking_ratio", value=0.5)])[0]
     assert not rejected.successful and "fixed at 1" in rejected.reason
     assert policy.set_parameters([Parameter("online_plasticity_rate", value=5.0)])[0].successful
-    assert policy.controller._policy.hrsnn.plasticity_rate == 5.0
+    assert policy.controller.runtime.policy.hrsnn.plasticity_rate == 5.0
     assert policy.set_parameters([Parameter("online_plasticity", value=True)])[0].successful
     n = len(statuses)
     run(10)
@@ -112,28 +115,16 @@ def test_lockstep_closed_loop_with_online_plasticity_matches_the_direct_rollout(
     tmp_path, hrsnn_checkpoint
 ):
     """Through sim_node → policy_node (STDP on) → actuator_node, episode for episode."""
-    import argparse
-
-    from hybrid_snn_control.commands import demo
-    from hybrid_snn_control.paths import config_file
-
     text = config_file("sim").read_text()
     text = text.replace("online_plasticity: false", "online_plasticity: true")
     text = text.replace("online_plasticity_rate: 1.0", "online_plasticity_rate: 10.0")
     assert "online_plasticity: true" in text and "online_plasticity_rate: 10.0" in text
-    (tmp_path / "sim.yaml").write_text(text)
-    args = argparse.Namespace(
-        config=str(tmp_path / "sim.yaml"),
-        checkpoint=hrsnn_checkpoint,
-        ratios="1",
-        episode_s=1.0,
-        episodes=2,
-        out=str(tmp_path / "demo"),
-        lockstep=True,
-        no_compare=False,
-    )
-    assert demo.run(args) == 0
-    (segment,) = json.loads((tmp_path / "demo" / "demo.json").read_text())["segments"]
+    config = tmp_path / "sim.yaml"
+    config.write_text(text)
+    params = DemoParams(ratios=[1.0], episode_s=1.0, episodes_per_segment=2, lockstep=True)
+    result = run_closed_loop(config, params, hrsnn_checkpoint)
+    add_direct_scores(result, config, params, hrsnn_checkpoint)
+    (segment,) = result["segments"]
     assert len(segment["episode_scores"]) == 2
     # The same bound as the frozen closed-loop test (test_ros_closed_loop.py): with STDP
     # on, the effective weights are rebuilt every step, and the BLAS matmul on freshly

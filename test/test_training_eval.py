@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
-import numpy as np
 import pytest
 import torch
 
 from hybrid_snn_control.cli import main
 from hybrid_snn_control.config import to_mapping
-from hybrid_snn_control.policy import save_policy
+from hybrid_snn_control.policy import default_policy_path, load_default_policy, save_policy
 from hybrid_snn_control.training.evaluate import ROW_FIELDS, evaluate_expert, evaluate_policy
-from hybrid_snn_control.training.imitation import (
-    EnvSettings,
-    ImitationConfig,
-    ImitationTask,
-    PolicySettings,
-)
+from hybrid_snn_control.training.imitation import ImitationConfig, ImitationTask, PolicySettings
+from hybrid_snn_control.training.rollout import EnvSettings, make_envs, policy_env_settings
 
 TINY_ENV = EnvSettings(camera_size=16, episode_s=1.0, num_envs=2)
 
@@ -96,13 +92,7 @@ def test_hsc_eval_json_and_bad_input(tiny_policy, capsys):
     assert "unknown shift" in capsys.readouterr().err
 
 
-def test_shipped_policy_loads_acts_and_carries_its_ranking():
-    import gymnasium as gym
-
-    import hybrid_snn_control.sim  # noqa: F401
-    from hybrid_snn_control.commands.train_cmd import env_settings
-    from hybrid_snn_control.policy import default_policy_path, load_default_policy
-
+def test_shipped_policy_loads_and_carries_its_ranking():
     assert default_policy_path().stat().st_size < 600_000
     policy, meta = load_default_policy()
     assert meta["task"] == "pursuit" and meta["pipeline"] == "hstnn"
@@ -111,17 +101,47 @@ def test_shipped_policy_loads_acts_and_carries_its_ranking():
         assert sorted(summary["spiking"]) == list(range(n))
         assert torch.argsort(layer.spiking_rank).tolist() == summary["spiking"]
     assert any(s["spiking"] != list(range(n)) for s in meta["ranking"])  # a real selection
-    settings = env_settings(meta)
-    env = gym.make(settings.env_id, **{**settings.make_kwargs(), "episode_s": 0.4})
-    obs, _ = env.reset(seed=3)
+
+
+def _masks_from_ranking(ranking: list[dict], n_spiking: int, n: int) -> tuple:
+    """The unit masks the metadata's ranking (unit indices, best first) gives for a split."""
+    masks = []
+    for layer in ranking:
+        spiking, recurrent = torch.zeros(n), torch.zeros(n)
+        spiking[layer["spiking"][:n_spiking]] = 1.0
+        recurrent[layer["recurrent"][: n - n_spiking]] = 1.0
+        masks += [spiking, recurrent]
+    return tuple(masks)
+
+
+def test_shipped_policy_hot_swap_keeps_the_state_of_kept_units():
+    """Switching the ratio between steps of a running policy is a mask change: the units that
+    stay active continue from their state, the dropped ones hold zero. The reference is the
+    same weights, never switched, stepped with masks built from the file's ranking."""
+    policy, meta = load_default_policy()
+    reference, _ = load_default_policy()
+    n = policy.cfg.hidden_size
+    envs = make_envs(dataclasses.replace(policy_env_settings(meta), episode_s=0.4), 1)
+    obs, _ = envs.reset(seed=[3])
     state = None
-    for r in (0.0, 0.5, 1.0):  # hot swap between steps
-        policy.set_ratio(r)
-        with torch.no_grad():
-            a, state = policy.step(
-                torch.from_numpy(obs["events"])[None], torch.from_numpy(obs["proprio"])[None], state
-            )
-        a = a[0].numpy()
-        assert a.shape == (2,) and np.all(np.abs(a) <= 1.0)
-        obs, *_ = env.step(a)
-    env.close()
+    with torch.no_grad():
+        for r, n_spiking in ((0.5, n // 2), (0.5, n // 2), (0.0, 0), (0.5, n // 2), (1.0, n)):
+            policy.set_ratio(r)  # hot swap between steps
+            events, proprio = torch.from_numpy(obs["events"]), torch.from_numpy(obs["proprio"])
+            action, new_state = policy.step(events, proprio, state)
+            masks = _masks_from_ranking(meta["ranking"], n_spiking, n)
+            expected, expected_state = reference.step(events, proprio, state, masks)
+            assert torch.equal(action, expected), r
+            got, want = policy.flatten_state(new_state), reference.flatten_state(expected_state)
+            assert all(torch.equal(a, b) for a, b in zip(got, want)), r
+            if state is not None:  # the match needed the carried state: a fresh one differs
+                _, fresh = reference.step(events, proprio, None, masks)
+                assert any(not torch.equal(a, b) for a, b in zip(got, policy.flatten_state(fresh)))
+            for i, layer in enumerate(new_state.layers):  # dropped units hold zero state
+                assert torch.all(layer.spiking.v[:, masks[2 * i] == 0] == 0)
+                assert torch.all(layer.recurrent.h[:, masks[2 * i + 1] == 0] == 0)
+                assert torch.all(layer.recurrent.c[:, masks[2 * i + 1] == 0] == 0)
+            assert action.shape == (1, 2) and torch.all(action.abs() <= 1.0)
+            obs, *_ = envs.step(action.numpy())
+            state = new_state
+    envs.close()

@@ -16,6 +16,7 @@ import torch
 from hybrid_snn_control.policy.checkpoint import CheckpointError, load_checkpoint, split_prefix
 from hybrid_snn_control.training.classification import ClassificationTask, ClassifyConfig
 from hybrid_snn_control.training.hstnn import HSTNNConfig, adapt, direct, pipeline, restore, select
+from hybrid_snn_control.training.hstnn_run import run_hstnn, run_stage
 from hybrid_snn_control.training.loop import TrainRun
 from hybrid_snn_control.training.task import Task, core_of, load_model
 
@@ -150,6 +151,20 @@ def log(self, **metrics):
 loop.TrainRun.log = log
 adapt(ClassificationTask(ClassifyConfig(**cls_cfg)), HSTNNConfig(**h_cfg))
 """
+
+
+def test_stages_read_the_previous_stage_from_out_dir_and_name_one_ratio_restores(task, tmp_path):
+    cfg = tiny_hstnn(tmp_path, adapt_steps=4, restore_steps=2, select_batches=1, select_probes=2)
+    assert run_stage(task, cfg, "adapt") == {"adapt": tmp_path / "adapt.safetensors"}
+    selected = run_stage(task, cfg, "select", ratio=0.25)["select"]  # reads adapt.safetensors
+    assert load_model(selected, task)[1]["spiking_ratio"] == 0.25  # --ratio: the stored ratio
+    paths = run_stage(task, cfg, "restore", ratios=[0.75])  # reads select.safetensors
+    assert paths == {"restore": tmp_path / "restore_r0.75.safetensors"}
+    assert load_model(paths["restore"], task)[1]["restore_ratios"] == [0.75]
+    result = run_hstnn(task, cfg, "eval", model=paths["restore"])  # at the restore ratios
+    assert [row["ratio"] for row in result.evaluations] == list(RATIOS) and result.is_main
+    with pytest.raises(ValueError, match="stage must be one of"):
+        run_stage(task, cfg, "finetune")
 
 
 def test_resume_after_sigkill_reaches_the_uninterrupted_weights(task, tmp_path):

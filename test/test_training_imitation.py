@@ -6,20 +6,23 @@ import numpy as np
 import pytest
 import torch
 
-from hybrid_snn_control.training import imitation
+from hybrid_snn_control.training import hstnn, imitation
 from hybrid_snn_control.training.imitation import (
-    EnvSettings,
-    EpisodeDataset,
     ImitationConfig,
     ImitationTask,
     PolicySettings,
     action_loss,
-    collect_episodes,
-    make_envs,
     tbptt_pass,
 )
 from hybrid_snn_control.training.loop import TrainRun
-from hybrid_snn_control.training.task import Task
+from hybrid_snn_control.training.rollout import (
+    EnvSettings,
+    Episode,
+    EpisodeDataset,
+    collect_episodes,
+    make_envs,
+)
+from hybrid_snn_control.training.task import Task, load_model
 
 TINY_ENV = EnvSettings(camera_size=16, episode_s=1.0, num_envs=2)  # 50 steps per episode
 TINY_POLICY = PolicySettings(hidden_size=16, encoder_channels=[4, 8], encoder_grid=2)
@@ -83,7 +86,7 @@ def test_collect_labels_every_visited_step_and_mixes_by_beta():
 
 
 def test_dataset_roundtrip_and_padding(tmp_path, expert_data):
-    short = imitation.Episode(
+    short = Episode(
         expert_data.episodes[0].events[:10],
         expert_data.episodes[0].proprio[:10],
         expert_data.episodes[0].expert[:10],
@@ -155,9 +158,6 @@ def test_bc_dagger_learns_and_resumes_to_the_same_weights(tmp_path, expert_data,
 
 
 def test_hstnn_pipeline_runs_on_pursuit(tmp_path):
-    from hybrid_snn_control.training import hstnn
-    from hybrid_snn_control.training.task import load_model
-
     cfg = tiny_cfg()
     cfg.hstnn.out_dir = str(tmp_path)
     cfg.hstnn.adapt_steps, cfg.hstnn.restore_steps = 6, 4

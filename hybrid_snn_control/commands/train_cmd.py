@@ -114,100 +114,31 @@ def _threads(args: argparse.Namespace) -> None:
 
 
 # ---- train ---------------------------------------------------------------------------------------
-def _overrides(items: list[str]) -> dict:
-    import yaml
-
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set needs KEY=VALUE, got {item!r}")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
-
-
 def run_train(args: argparse.Namespace) -> int:
     _threads(args)
-    import dataclasses
+    from hybrid_snn_control.training.hstnn_settings import parse_overrides
+    from hybrid_snn_control.training.imitation import load_task
+    from hybrid_snn_control.training.imitation_policy import train_policy
 
-    from hybrid_snn_control.config import to_mapping
-    from hybrid_snn_control.policy import save_policy
-    from hybrid_snn_control.training import hstnn
-    from hybrid_snn_control.training.imitation import EpisodeDataset, load_task
-    from hybrid_snn_control.training.task import load_model, ranking_summary
-
-    over = _overrides(args.overrides)
+    over = parse_overrides(args.overrides)
     if args.seed is not None:
         over["seed"] = args.seed
     if args.core == "hrsnn":
         return _train_hrsnn(args, over)
-    task = load_task(args.config, over)
-    cfg = task.cfg
-    stages = dataclasses.replace(
-        cfg.hstnn,
-        seed=cfg.seed,
-        out_dir=args.run_dir or cfg.hstnn.out_dir,
-        device=args.device or cfg.hstnn.device,
-        progress=cfg.hstnn.progress and not args.no_progress,
+    train_policy(
+        load_task(args.config, over),
+        args.out,
+        run_dir=args.run_dir,
+        pipeline=args.pipeline,
+        ratio=args.ratio,
+        restore_each=args.restore_each or (),
+        resume=args.resume,
+        device=args.device,
+        progress=not args.no_progress,
     )
-    if args.ratio is not None:
-        stages.ratio = args.ratio
-    run_dir = Path(stages.out_dir)
-    if run_dir.exists() and any(run_dir.iterdir()) and not args.resume:
-        raise ValueError(
-            f"{run_dir} is not empty: pass --resume to continue it, or another --run-dir"
-        )
-    out = Path(args.out or run_dir / "policy.safetensors")
-    t0 = time.perf_counter()
-    extra_files: dict[str, Path] = {}
-    if args.pipeline == "direct":
-        if args.ratio is None:
-            raise ValueError("--pipeline direct needs --ratio (0 = pure RNN, 1 = pure SNN)")
-        final = hstnn.direct(task, stages, args.ratio)
-    else:
-        adapted = hstnn.adapt(task, stages)
-        adapt_data = list(task.data.episodes)
-        selected = hstnn.select(task, stages, adapted)
-        final = hstnn.restore(task, stages, selected)
-        wall_s = time.perf_counter() - t0
-        for r in args.restore_each or []:
-            task.data = EpisodeDataset(adapt_data)  # each per-ratio model starts from the same data
-            extra_files[f"r{r:g}"] = hstnn.restore(
-                task, stages, selected, [r], name=f"restore_r{r:g}"
-            )
-    if args.pipeline == "direct":
-        wall_s = time.perf_counter() - t0
-
-    def export(model_path: Path, policy_path: Path, kind: str) -> None:
-        model, meta = load_model(model_path, task, "cpu")
-        if kind.startswith("restore_r"):
-            model.set_ratio(float(kind[len("restore_r") :]))
-        else:
-            model.set_ratio(args.ratio if kind == "direct" else stages.ratio)
-        save_policy(
-            policy_path,
-            model,
-            extra={
-                "task": task.name,
-                "env": to_mapping(cfg.env),
-                "imitation_config": to_mapping(cfg),
-                "pipeline": kind,
-                "ranking": ranking_summary(model.core),
-                "train_wall_s": wall_s,
-                "stage_meta": {k: meta.get(k) for k in ("stage", "train", "train_s", "seed")},
-                "rollouts": task.history,
-            },
-        )
-        print(f"wrote {policy_path} ({policy_path.stat().st_size / 1024:.0f} KiB)")
-
-    export(final, out, "direct" if args.pipeline == "direct" else "hstnn")
-    for tag, path in extra_files.items():
-        export(path, out.with_name(f"{out.stem}_{tag}{out.suffix}"), f"restore_{tag}")
-    print(f"training wall time: {wall_s:.0f} s")
     return 0
 
 
-# ---- eval ----------------------------------------------------------------------------------------
 def _train_hrsnn(args: argparse.Namespace, over: dict) -> int:
     """STDP phase + ridge readout + DAgger refits (:mod:`~.training.hrsnn_policy`)."""
     from hybrid_snn_control.config import load_node_params
@@ -226,6 +157,7 @@ def _train_hrsnn(args: argparse.Namespace, over: dict) -> int:
     return 0
 
 
+# ---- eval ----------------------------------------------------------------------------------------
 def _load(path: str | None, device: str = "cpu"):
     from hybrid_snn_control.policy import load_policy
     from hybrid_snn_control.policy.shipped import default_policy_path
@@ -233,22 +165,15 @@ def _load(path: str | None, device: str = "cpu"):
     return load_policy(path or default_policy_path(), device)
 
 
-def env_settings(meta: dict):
-    """The env a policy was trained for (its metadata), defaults otherwise."""
-    from hybrid_snn_control.config import from_mapping
-    from hybrid_snn_control.training.imitation import EnvSettings
-
-    return from_mapping(EnvSettings, meta.get("env", {}), source="policy metadata env")
-
-
 def run_eval(args: argparse.Namespace) -> int:
     _threads(args)
     from hybrid_snn_control.training.evaluate import evaluate_expert, evaluate_policy
+    from hybrid_snn_control.training.rollout import policy_env_settings
 
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     policy, meta = _load(args.checkpoint, args.device)
-    settings = env_settings(meta)
+    settings = policy_env_settings(meta)
     shift = None if args.shift == "nominal" else args.shift
     rows = [
         evaluate_policy(
@@ -289,6 +214,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     _threads(args)
     from hybrid_snn_control.policy import load_policy
     from hybrid_snn_control.policy.shipped import default_policy_path
+    from hybrid_snn_control.training.rollout import policy_env_settings
     from hybrid_snn_control.training.sweep import SweepEntry, parse_entry, run_sweep, write_outputs
 
     if args.merge:
@@ -305,7 +231,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         SweepEntry("hybrid", [str(default_policy_path())])
     ]
     _, meta = load_policy(entries[0].paths[0])
-    settings = env_settings(meta)
+    settings = policy_env_settings(meta)
     t0 = time.perf_counter()
     rows = run_sweep(
         entries,

@@ -107,8 +107,15 @@ def run_bench(
         runtimes: dict[tuple[str, int], PolicyRuntime] = {}
         for b in backends:
             for t in threads:
+                # eager without per-step cost accounting: the same work as the graphs
                 runtimes[(b, t)] = load_runtime(
-                    paths[b], b, batch_size=batch, threads=t, device=device, fp16=fp16
+                    paths[b],
+                    b,
+                    batch_size=batch,
+                    threads=t,
+                    device=device,
+                    fp16=fp16,
+                    count_cost=False,
                 )
         events, proprio = _inputs(runtimes[(backends[0], threads[0])], batch)
         samples: dict[tuple[str, int, str], list[np.ndarray]] = {}

@@ -50,6 +50,7 @@ from torch import Tensor, nn
 
 from hybrid_snn_control import __version__
 from hybrid_snn_control.config import to_mapping
+from hybrid_snn_control.deploy.artefact import META_KEY
 from hybrid_snn_control.deploy.ratio_graph import masks_from_thresholds, unit_thresholds
 from hybrid_snn_control.hybrid.ratio import ratio_thresholds
 from hybrid_snn_control.policy.bundle import load_hybrid_policy
@@ -58,7 +59,6 @@ from hybrid_snn_control.policy.hybrid_policy import HybridPolicy
 
 FORMATS = ("torchscript", "onnx")
 ONNX_EXPORTERS = ("dynamo", "torchscript")
-META_KEY = "hsc_meta"  # ONNX metadata_props key; TorchScript extra file "hsc_meta.json"
 ONNX_OPSET = 18
 
 __all__ = [

@@ -6,28 +6,37 @@
     rt.reset()                      # zero state (all, or where done[b])
     rt.set_ratio(0.25)              # takes effect on the next step; state of kept units kept
     action = rt.step(events, proprio)   # numpy in, numpy out: [C,H,W]+[P] -> [A] or batched
+    rt.last_cost                    # StepCost of that step (torch backend), else None
 
-The policy node (``backend: torch | torchscript | onnxruntime``) builds one of these and
-never looks at which: all three hold the recurrent state between calls, give the same
-actions (tested to 1e-5 in float32), accept a new ratio at any step and reset the same way.
+A runtime owns everything that changes while a policy runs: the spiking ratio (validated
+here, once), the recurrent state and the cost of the last step.  The policy node's
+controller holds one runtime and never looks at which: all three give the same actions
+(tested to 1e-5 in float32), accept a new ratio at any step and reset the same way.
+The torch backend runs any policy core (hybrid or HRSNN, with online plasticity) and
+counts the cost of every step on the step that ran; the exported graphs run hybrid
+policies and report their spike counts (``last_spike_count``).
 
 ``path`` may be a training checkpoint (``.safetensors``; TorchScript / ONNX graphs are then
-built in memory at load) or an exported artefact (``.pt`` TorchScript, ``.onnx``).
-Threads (default 1: batch-1 control steps are fastest single-threaded, see ``hsc bench``,
-and a robot computer runs other nodes): ``threads`` sets ONNX Runtime's intra-op pool per
-session; for the torch backends it calls ``torch.set_num_threads`` (process-wide, as torch
-has no per-module pool; ``threads=None`` leaves torch's setting alone).
+built in memory at load) or an exported artefact (``.pt`` TorchScript, ``.onnx``).  Loading
+an ``.onnx`` file with ``onnxruntime`` imports neither torch nor onnx: the ratio rule is
+numpy (:mod:`hybrid_snn_control.hybrid.ratio`) and the metadata is read through the
+session.  Threads (default 1: batch-1 control steps are fastest single-threaded, see
+``hsc bench``, and a robot computer runs other nodes): ``threads`` sets ONNX Runtime's
+intra-op pool per session; for the torch backends it calls ``torch.set_num_threads``
+(process-wide, as torch has no per-module pool; ``threads=None`` leaves it alone).
 """
 
 from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hybrid_snn_control.deploy.artefact import META_KEY, session_metadata
 from hybrid_snn_control.hybrid.ratio import check_ratio, graph_ratio
 
 BACKENDS = ("torch", "torchscript", "onnxruntime")
@@ -37,14 +46,25 @@ __all__ = [
     "BACKENDS",
     "OnnxRuntimeRuntime",
     "PolicyRuntime",
+    "StepCost",
     "TorchRuntime",
     "TorchScriptRuntime",
     "load_runtime",
 ]
 
 
+@dataclass
+class StepCost:
+    """Cost of one control step at the ratio it ran with (DESIGN §9, 45 nm constants)."""
+
+    synops: float
+    macs: float
+    energy_pj: float
+    firing_rate: list[float] = field(default_factory=list)  # per layer
+
+
 class PolicyRuntime:
-    """Base: state bookkeeping, ratio validation and input shaping shared by the backends."""
+    """Base: the ratio, input shaping and the interface every backend has."""
 
     backend = "base"
 
@@ -56,39 +76,57 @@ class PolicyRuntime:
         cfg = meta["policy_config"]
         self.event_shape = tuple(cfg["event_shape"])
         self.proprio_size = int(cfg["proprio_size"])
-        self.hidden_size = int(cfg["hidden_size"])
-        self.state_names: list[str] = list(meta["state_names"])
-        self.thresholds = np.asarray(meta["ratio_thresholds"], dtype=np.float32)
         self.dtype = np.float16 if meta.get("dtype") == "float16" else np.float32
+        #: cost of the last step (None: this backend does not count it)
+        self.last_cost: StepCost | None = None
+        #: spikes per layer of the last step (exported graphs), else None
         self.last_spike_count: np.ndarray | None = None
-        r = meta.get("spiking_ratio") if spiking_ratio is None else spiking_ratio
+        if self.fixed_ratio is not None:
+            r = self.fixed_ratio
+        else:
+            r = meta.get("spiking_ratio") if spiking_ratio is None else spiking_ratio
         self.set_ratio(0.5 if r is None else r)
         self.reset()
 
-    # ---- public interface -------------------------------------------------------------------
+    # ---- ratio --------------------------------------------------------------------------------
+    @property
+    def fixed_ratio(self) -> float | None:
+        """The only ratio this policy runs at (an HRSNN core: 1.0); None: any ratio."""
+        return None
+
     @property
     def spiking_ratio(self) -> float:
         return self._ratio
 
-    def set_ratio(self, r: float) -> None:
-        """Use spiking ratio ``r`` ∈ [0, 1] from the next step on (ValueError otherwise)."""
-        self._ratio = check_ratio(r)
-        self._ratio32 = graph_ratio(self._ratio, self.thresholds)
+    def set_ratio(self, r: Any) -> float:
+        """Use spiking ratio ``r`` ∈ [0, 1] from the next step on; masks only, the state of
+        units that stay active is kept.  ValueError outside [0, 1], NaN, non-real, or a
+        ratio other than a fixed-ratio policy's."""
+        r = check_ratio(r)
+        if self.fixed_ratio is not None and r != self.fixed_ratio:
+            raise ValueError(
+                f"this policy's core is all spiking: spiking_ratio is fixed at "
+                f"{self.fixed_ratio:g}, got {r:g}"
+            )
+        self._ratio = r
         self._apply_ratio()
+        return r
 
-    def reset(self, done: Any = None) -> None:
-        """Zero the whole state, or only batch elements where ``done`` ``[B]`` is true."""
-        shape = (self.batch_size, self.hidden_size)
-        if done is None:
-            state = [np.zeros(shape, self.dtype) for _ in self.state_names]
-        else:
-            keep = ~np.asarray(done, dtype=bool).reshape(-1)
-            if keep.shape != (self.batch_size,):
-                raise ValueError(f"done must have shape [{self.batch_size}], got {keep.shape}")
-            keep = keep[:, None].astype(self.dtype)
-            state = [self._to_numpy(s) * keep for s in self._state]
-        self._state = [self._from_numpy(s) for s in state]
+    # ---- online plasticity (torch backend, HRSNN cores) -------------------------------------
+    @property
+    def plasticity(self) -> bool:
+        return False
 
+    def set_plasticity(self, on: bool, rate: float | None = None) -> None:
+        """Online STDP from the live events; only the torch backend of an HRSNN core has it."""
+        if on:
+            raise ValueError(f"online plasticity needs the torch backend, not {self.backend}")
+
+    def weight_norms(self) -> dict[str, float]:
+        """Norms of the plastic weights (empty for a policy without plasticity)."""
+        return {}
+
+    # ---- the step -----------------------------------------------------------------------------
     def step(self, events: Any, proprio: Any) -> np.ndarray:
         """One control step: ``events [B,C,H,W]`` or ``[C,H,W]``, ``proprio [B,P]`` or ``[P]``."""
         ev = np.asarray(events, dtype=self.dtype)
@@ -109,16 +147,139 @@ class PolicyRuntime:
         action = np.asarray(self._step(ev, pr), dtype=np.float32)
         return action[0] if single else action
 
+    # ---- backend hooks ------------------------------------------------------------------------
+    def reset(self, done: Any = None) -> None:
+        """Zero the whole state, or only batch elements where ``done`` ``[B]`` is true."""
+        raise NotImplementedError
+
     def state(self) -> dict[str, np.ndarray]:
-        """A copy of the recurrent state (names as in the artefact metadata)."""
+        """A copy of the recurrent state by name (float32 arrays)."""
+        raise NotImplementedError
+
+    def _keep_rows(self, done: Any) -> np.ndarray:
+        keep = ~np.asarray(done, dtype=bool).reshape(-1)
+        if keep.shape != (self.batch_size,):
+            raise ValueError(f"done must have shape [{self.batch_size}], got {keep.shape}")
+        return keep
+
+    def _apply_ratio(self) -> None:
+        raise NotImplementedError
+
+    def _step(self, events: np.ndarray, proprio: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class TorchRuntime(PolicyRuntime):
+    """Eager PyTorch on the policy itself (any core): ``set_ratio`` rewrites the masks in
+    place and, with ``count_cost``, every step reports its cost (``last_cost``) from the
+    activity of the step that ran (no second forward)."""
+
+    backend = "torch"
+
+    def __init__(
+        self,
+        policy,
+        meta: dict[str, Any],
+        batch_size: int = 1,
+        spiking_ratio: float | None = None,
+        device: str = "cpu",
+        count_cost: bool = True,
+    ) -> None:
+        import torch
+
+        self._torch = torch
+        self.policy = policy.eval().to(device)
+        self.device = torch.device(device)
+        self.count_cost = count_cost
+        self.state_names = list(policy.state_names())
+        super().__init__(meta, batch_size, spiking_ratio)
+
+    @property
+    def fixed_ratio(self) -> float | None:
+        return self.policy.fixed_ratio
+
+    def _apply_ratio(self) -> None:
+        if self.fixed_ratio is None:
+            self.policy.set_ratio(self._ratio)
+
+    @property
+    def plasticity(self) -> bool:
+        return self.policy.plasticity
+
+    def set_plasticity(self, on: bool, rate: float | None = None) -> None:
+        self.policy.set_plasticity(bool(on), rate)  # ValueError for a core without STDP
+
+    def weight_norms(self) -> dict[str, float]:
+        return self.policy.weight_norms()
+
+    def reset(self, done: Any = None) -> None:
+        dtype = self._torch.float16 if self.dtype == np.float16 else None
+        if done is None:
+            self._state = self.policy.initial_state(self.batch_size, self.device, dtype)
+            return
+        rows = self._torch.from_numpy(~self._keep_rows(done)).to(self.device)
+        self._state = self.policy.reset_state(self._state, rows)
+
+    def state(self) -> dict[str, np.ndarray]:
+        flat = self.policy.flatten_state(self._state)
+        return {n: t.detach().float().cpu().numpy() for n, t in zip(self.state_names, flat)}
+
+    def _step(self, events, proprio):
+        torch = self._torch
+        with torch.inference_mode():
+            ev = torch.from_numpy(events).to(self.device)
+            pr = torch.from_numpy(proprio).to(self.device)
+            if not self.count_cost:
+                action, self._state = self.policy.step(ev, pr, self._state)
+                return action.cpu().numpy()
+            action, self._state, report = self.policy.step_with_efficiency(ev, pr, self._state)
+        self.last_cost = StepCost(
+            synops=report.synops_per_step,
+            macs=report.macs_per_step,
+            energy_pj=report.energy_pj_per_step,
+            firing_rate=[float(r) for r in report.firing_rate],
+        )
+        return action.cpu().numpy()
+
+
+class _GraphRuntime(PolicyRuntime):
+    """An exported step graph: state is a flat list of ``[B, N]`` arrays fed back each step,
+    the ratio a float32 graph input chosen so the graph selects the eager unit counts."""
+
+    def __init__(self, meta: dict[str, Any], batch_size: int, spiking_ratio: float | None):
+        self.state_names: list[str] = list(meta["state_names"])
+        self.hidden_size = int(meta["policy_config"]["hidden_size"])
+        self.thresholds = np.asarray(meta["ratio_thresholds"], dtype=np.float32)
+        super().__init__(meta, batch_size, spiking_ratio)
+
+    def _apply_ratio(self) -> None:
+        self._set_graph_ratio(graph_ratio(self._ratio, self.thresholds))
+
+    def reset(self, done: Any = None) -> None:
+        shape = (self.batch_size, self.hidden_size)
+        if done is None:
+            state = [np.zeros(shape, self.dtype) for _ in self.state_names]
+        else:
+            keep = self._keep_rows(done)[:, None].astype(self.dtype)
+            state = [self._to_numpy(s) * keep for s in self._state]
+        self._state = [self._from_numpy(s) for s in state]
+
+    def state(self) -> dict[str, np.ndarray]:
         return {
             n: np.array(self._to_numpy(s), np.float32)
             for n, s in zip(self.state_names, self._state)
         }
 
-    # ---- backend hooks ----------------------------------------------------------------------
-    def _apply_ratio(self) -> None:
-        pass
+    def _take_outputs(self, out: list) -> Any:
+        """``(action, *next_state, spike_count)`` → action; keeps state and spike counts."""
+        n = len(self._state)
+        self._state = list(out[1 : 1 + n])
+        if len(out) > 1 + n:
+            self.last_spike_count = self._to_numpy(out[1 + n])
+        return self._to_numpy(out[0])
+
+    def _set_graph_ratio(self, r32: float) -> None:
+        raise NotImplementedError
 
     def _to_numpy(self, s: Any) -> np.ndarray:
         return s
@@ -126,78 +287,38 @@ class PolicyRuntime:
     def _from_numpy(self, a: np.ndarray) -> Any:
         return a
 
-    def _step(self, events: np.ndarray, proprio: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
 
-
-class _TorchStateMixin:
-    device: str
-
-    def _to_numpy(self, s):
-        return s.detach().cpu().numpy()
-
-    def _from_numpy(self, a):
-        import torch
-
-        return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
-
-
-class TorchRuntime(_TorchStateMixin, PolicyRuntime):
-    """Eager PyTorch: ``policy.step`` with the ratio set by ``policy.set_ratio`` (in place)."""
-
-    backend = "torch"
-
-    def __init__(self, policy, meta, batch_size=1, spiking_ratio=None, device="cpu"):
-        self.policy = policy.eval().to(device)
-        self.device = device
-        super().__init__(meta, batch_size, spiking_ratio)
-
-    def _apply_ratio(self) -> None:
-        self.policy.set_ratio(self._ratio)
-
-    def _step(self, events, proprio):
-        import torch
-
-        net = self.policy.core
-        with torch.inference_mode():
-            state = net.unflatten_state(self._state)
-            action, state = self.policy.step(
-                self._from_numpy(events), self._from_numpy(proprio), state
-            )
-            self._state = list(net.flatten_state(state))
-        return action.cpu().numpy()
-
-
-class TorchScriptRuntime(_TorchStateMixin, PolicyRuntime):
+class TorchScriptRuntime(_GraphRuntime):
     """A traced, frozen step graph (``hsc export --format torchscript`` or built in memory)."""
 
     backend = "torchscript"
 
     def __init__(self, module, meta, batch_size=1, spiking_ratio=None, device="cpu"):
+        import torch
+
+        self._torch = torch
         self.module = module
         self.device = device
         super().__init__(meta, batch_size, spiking_ratio)
 
-    def _apply_ratio(self) -> None:
-        import torch
+    def _set_graph_ratio(self, r32: float) -> None:
+        self._ratio_t = self._torch.tensor([r32], dtype=self._torch.float32, device=self.device)
 
-        self._ratio_t = torch.tensor([self._ratio32], dtype=torch.float32, device=self.device)
+    def _to_numpy(self, s):
+        return s.detach().cpu().numpy()
+
+    def _from_numpy(self, a):
+        return self._torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
 
     def _step(self, events, proprio):
-        import torch
-
-        with torch.inference_mode():
+        with self._torch.inference_mode():
             out = self.module(
                 self._from_numpy(events), self._from_numpy(proprio), *self._state, self._ratio_t
             )
-        n = len(self._state)
-        self._state = list(out[1 : 1 + n])
-        if len(out) > 1 + n:
-            self.last_spike_count = out[1 + n].cpu().numpy()
-        return out[0].cpu().numpy()
+        return self._take_outputs(list(out))
 
 
-class OnnxRuntimeRuntime(PolicyRuntime):
+class OnnxRuntimeRuntime(_GraphRuntime):
     """ONNX Runtime session over the exported step graph (CPU, CUDA or TensorRT EP)."""
 
     backend = "onnxruntime"
@@ -208,18 +329,13 @@ class OnnxRuntimeRuntime(PolicyRuntime):
         self._outputs = [o.name for o in session.get_outputs()]
         super().__init__(meta, batch_size, spiking_ratio)
 
-    def _apply_ratio(self) -> None:
-        self._ratio_a = np.array([self._ratio32], dtype=np.float32)
+    def _set_graph_ratio(self, r32: float) -> None:
+        self._ratio_a = np.array([r32], dtype=np.float32)
 
     def _step(self, events, proprio):
         feed = {"events": events, "proprio": proprio, "spiking_ratio": self._ratio_a}
         feed.update(zip(self._in_state, self._state))
-        out = self.session.run(self._outputs, feed)
-        n = len(self._state)
-        self._state = out[1 : 1 + n]
-        if len(out) > 1 + n:
-            self.last_spike_count = out[1 + n]
-        return out[0]
+        return self._take_outputs(self.session.run(self._outputs, feed))
 
 
 # ---- loading ------------------------------------------------------------------------------------
@@ -272,8 +388,12 @@ def load_runtime(
     spiking_ratio: float | None = None,
     fp16: bool = False,
     providers: list | None = None,
+    count_cost: bool = True,
 ) -> PolicyRuntime:
-    """Build a runtime from a checkpoint (``.safetensors``) or an exported artefact."""
+    """Build a runtime from a checkpoint (``.safetensors``) or an exported artefact.
+
+    ``count_cost`` (torch backend): report each step's cost in ``last_cost``.
+    """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     path = Path(path)
@@ -285,12 +405,13 @@ def load_runtime(
             from hybrid_snn_control.deploy.export import build_graph, onnx_bytes
 
             graph, meta = build_graph(path, fp16=fp16, device="cpu")
-            model: bytes | Path = onnx_bytes(graph, exporter="torchscript")
+            model = onnx_bytes(graph, exporter="torchscript")
+            session = ort_session(model, threads, device, providers)
         elif path.suffix == ".onnx":
-            model, meta = path, read_onnx_metadata(path)
+            session = ort_session(path, threads, device, providers)
+            meta = session_metadata(session, path)
         else:
             raise ValueError(f"backend onnxruntime needs a .onnx or .safetensors file, got {path}")
-        session = ort_session(model, threads, device, providers)
         return OnnxRuntimeRuntime(session, meta, batch_size, spiking_ratio)
 
     import torch
@@ -301,37 +422,26 @@ def load_runtime(
     if backend == "torch":
         if not is_checkpoint:
             raise ValueError(f"backend torch needs a .safetensors checkpoint, got {path}")
-        from hybrid_snn_control.deploy.export import build_graph
+        from hybrid_snn_control.policy.bundle import load_policy
 
-        graph, meta = build_graph(path, fp16=fp16, device=device)
-        return TorchRuntime(graph.policy, meta, batch_size, spiking_ratio, device)
+        policy, meta = load_policy(path, map_location=device)
+        if fp16:
+            policy = policy.half()
+        meta = {**meta, "dtype": "float16" if fp16 else "float32"}
+        return TorchRuntime(policy, meta, batch_size, spiking_ratio, device, count_cost)
     if is_checkpoint:
         from hybrid_snn_control.deploy.export import build_graph, trace_torchscript
 
         graph, meta = build_graph(path, fp16=fp16, device=device)
         module = trace_torchscript(graph)
     elif path.suffix in TORCHSCRIPT_SUFFIXES:
-        extra = {"hsc_meta.json": ""}
+        extra = {f"{META_KEY}.json": ""}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates jit
             module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
-        meta = json.loads(extra["hsc_meta.json"])
+        meta = json.loads(extra[f"{META_KEY}.json"])
     else:
         raise ValueError(
             f"backend torchscript needs one of {TORCHSCRIPT_SUFFIXES} or .safetensors, got {path}"
         )
     return TorchScriptRuntime(module, meta, batch_size, spiking_ratio, device)
-
-
-def read_onnx_metadata(path: str | Path) -> dict[str, Any]:
-    """The ``hsc_meta`` JSON stored in an exported ONNX file (falls back to ``<file>.json``)."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    for prop in model.metadata_props:
-        if prop.key == "hsc_meta":
-            return json.loads(prop.value)
-    side = Path(f"{path}.json")
-    if side.is_file():
-        return json.loads(side.read_text())
-    raise ValueError(f"{path} carries no hsc_meta metadata: not exported by hsc export?")

@@ -31,7 +31,9 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 FORMAT = "hybrid_snn_control/checkpoint"
-FORMAT_VERSION = 1
+# 2: a policy's policy_config carries its RobotSpec (``robot``), which version-1 readers
+# reject as an unknown parameter; the version check says "upgrade" instead.
+FORMAT_VERSION = 2
 
 __all__ = [
     "CheckpointError",

@@ -135,6 +135,18 @@ class HRSNNPolicy(PolicyInput):
         layer = state.layer
         return [layer.v, layer.z, layer.a, *layer.rec_traces, *layer.in_traces, state.trace]
 
+    def state_names(self) -> list[str]:
+        """Names of :meth:`flatten_state`'s tensors, in its order."""
+        template = self.initial_state(1, device="meta").layer
+        return [
+            "layer.v",
+            "layer.z",
+            "layer.a",
+            *(f"layer.rec_traces.{f}" for f in template.rec_traces._fields),
+            *(f"layer.in_traces.{f}" for f in template.in_traces._fields),
+            "trace",
+        ]
+
     # ---- inference ---------------------------------------------------------------------------
     def readout_input(self, trace: Tensor, x: Tensor) -> Tensor:
         return torch.cat([trace, x], dim=-1) if self.cfg.hrsnn.readout_skip else trace

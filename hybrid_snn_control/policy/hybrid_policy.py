@@ -164,6 +164,10 @@ class HybridPolicy(PolicyInput):
     def flatten_state(self, state: HybridState) -> list[Tensor]:
         return self.core.flatten_state(state)
 
+    def state_names(self) -> list[str]:
+        """Names of :meth:`flatten_state`'s tensors (the exported graph's state inputs)."""
+        return self.core.state_names()
+
     #: None: any ratio in [0, 1] (an HRSNN core is all spiking: 1.0).
     fixed_ratio: float | None = None
 

@@ -4,45 +4,51 @@ One control step is::
 
     event packets since the last step ──► EventAccumulator (vectorized counts [2, H, W])
     wheel speeds + IMU ──► proprio_vector (the sim env's 8-vector, same normalization)
-            └──► PolicyController.step ──► action in [-1, 1]² ──► (v m/s, ω rad/s) + cost
+            └──► PolicyController.step ──► runtime.step ──► action in [-1, 1]²
+                 ──► (v m/s, ω rad/s) scaled by the RobotSpec + cost of the step
 
 ``ros/policy_node.py`` only turns messages into these calls; the unit tests drive the
 same code with numpy arrays, and ``hsc demo`` / the closed-loop test compare it with a
 direct gym rollout of the same controller.
 
-The spiking ratio is a mask change on the loaded weights (``HybridNetwork.set_ratio``):
-no reload, no allocation in the loop, and the state of units that stay active is kept
-(DESIGN §4).  Cost per step (SynOps, MACs, energy at 45 nm, firing rates; DESIGN §9) is
-counted on the step that actually ran (``step_with_activity``, no second forward) with
-the ``torch`` backend; the exported backends (``torchscript``, ``onnxruntime``, through
-:mod:`hybrid_snn_control.deploy.runtime`) report latency only.
+The controller holds one runtime (:mod:`hybrid_snn_control.deploy.runtime`: ``torch``,
+``torchscript`` or ``onnxruntime``), which owns the ratio, the recurrent state and the
+cost; the controller adds the robot: the :class:`~hybrid_snn_control.policy.config.RobotSpec`
+stored with the policy (action scales, wheel geometry, proprio normalization), of which
+node parameters may override single values.  A ratio change is a mask change on the
+loaded weights (no reload, state of kept units kept; DESIGN §4).  With ``onnxruntime``
+on an ``.onnx`` file nothing here imports torch.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hybrid_snn_control.config import from_mapping
+from hybrid_snn_control.deploy.runtime import StepCost, load_runtime
 from hybrid_snn_control.events.arrays import EVENT_DTYPE
-from hybrid_snn_control.hybrid.ratio import check_ratio
+from hybrid_snn_control.policy.config import RobotSpec
 
 __all__ = [
     "ControlStep",
     "EventAccumulator",
     "PolicyController",
     "StepCost",
+    "policy_robot_spec",
     "proprio_vector",
     "wheel_speeds_from_twist",
 ]
 
 # The sim rover's proprioception layout (sim/rover_env.py PROPRIO_NAMES):
 # [left, right wheel speed / wheel_speed_max, gyro x, y, z (rad/s), accel x, y, z / g]
-GRAVITY_MPS2 = 9.81
 PROPRIO_SIZE = 8
 
 
@@ -51,6 +57,7 @@ def proprio_vector(
     gyro_radps: tuple[float, float, float] | None,
     accel_mps2: tuple[float, float, float] | None,
     wheel_speed_max_radps: float,
+    gravity_mps2: float = RobotSpec.gravity_mps2,
 ) -> np.ndarray:
     """The policy's 8-vector from robot measurements (missing parts are zero).
 
@@ -64,7 +71,7 @@ def proprio_vector(
     if gyro_radps is not None:
         out[2:5] = gyro_radps
     if accel_mps2 is not None:
-        out[5:8] = np.asarray(accel_mps2, np.float64) / GRAVITY_MPS2
+        out[5:8] = np.asarray(accel_mps2, np.float64) / gravity_mps2
     return out
 
 
@@ -137,16 +144,6 @@ class EventAccumulator:
 
 
 @dataclass
-class StepCost:
-    """Cost of one control step at the ratio it ran with (DESIGN §9, 45 nm constants)."""
-
-    synops: float
-    macs: float
-    energy_pj: float
-    firing_rate: list[float] = field(default_factory=list)  # per hybrid layer
-
-
-@dataclass
 class ControlStep:
     """What one control step produced."""
 
@@ -158,13 +155,20 @@ class ControlStep:
     cost: StepCost | None
 
 
-class PolicyController:
-    """A loaded policy with its recurrent state, ratio and velocity scaling.
+def policy_robot_spec(meta: Mapping[str, Any]) -> RobotSpec:
+    """The :class:`RobotSpec` stored in a policy's (or an artefact's) metadata; policies
+    saved before the spec was stored were all trained on the sim rover: its defaults."""
+    stored = meta.get("policy_config", {}).get("robot")
+    return RobotSpec() if stored is None else from_mapping(RobotSpec, stored, "policy robot")
 
-    ``backend``: ``torch`` (eager, with per-step cost accounting), ``torchscript`` or
-    ``onnxruntime`` (the exported step graphs of :mod:`hybrid_snn_control.deploy.runtime`).
-    ``max_linear_mps`` / ``max_angular_rps`` map the action's [-1, 1] to velocities
-    (the sim rover's 0.6 m/s and 4 rad/s by default).
+
+class PolicyController:
+    """A loaded policy's runtime plus the robot it drives.
+
+    ``backend``: ``torch`` (eager, any core, cost counted per step), ``torchscript`` or
+    ``onnxruntime`` (the exported step graphs).  ``robot_overrides`` replaces single
+    :class:`RobotSpec` values of the policy's stored spec (e.g. ``{"max_linear_mps": 0.3}``
+    on a robot slower than the one the policy was trained for).
     """
 
     def __init__(
@@ -173,8 +177,7 @@ class PolicyController:
         backend: str = "torch",
         device: str = "cpu",
         spiking_ratio: float | None = None,
-        max_linear_mps: float = 0.6,
-        max_angular_rps: float = 4.0,
+        robot_overrides: Mapping[str, float] | None = None,
         threads: int | None = 1,
     ) -> None:
         path = Path(checkpoint)
@@ -182,94 +185,69 @@ class PolicyController:
             raise FileNotFoundError(f"policy checkpoint {path} does not exist")
         self.backend = backend
         self.device = device
-        self.max_linear_mps = float(max_linear_mps)
-        self.max_angular_rps = float(max_angular_rps)
-        self._policy = None
-        self._runtime = None
-        if backend == "torch":
-            import torch
+        self.runtime = load_runtime(path, backend=backend, threads=threads, device=device)
+        self.meta = self.runtime.meta
+        self.event_shape = tuple(self.runtime.event_shape)
+        self.proprio_size = self.runtime.proprio_size
+        self._stored_robot = policy_robot_spec(self.meta)
+        self.set_robot_overrides(robot_overrides or {})
+        if spiking_ratio is not None and self.runtime.fixed_ratio is None:
+            self.set_ratio(spiking_ratio)  # else the stored ratio (or the fixed one) stays
 
-            from hybrid_snn_control.policy import load_policy
+    def set_robot_overrides(self, overrides: Mapping[str, float]) -> RobotSpec:
+        """The policy's stored RobotSpec with ``overrides`` replacing single values (an empty
+        mapping restores the stored spec); applies from the next step."""
+        self.robot = dataclasses.replace(self._stored_robot, **overrides)
+        return self.robot
 
-            if device not in ("cpu", "cuda"):
-                raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
-            if device == "cuda" and not torch.cuda.is_available():
-                raise ValueError("device cuda: CUDA is not available to torch on this machine")
-            if threads:
-                torch.set_num_threads(int(threads))
-            self._policy, self.meta = load_policy(path, map_location=device)
-            cfg = self._policy.cfg
-            self.event_shape = tuple(cfg.event_shape)
-            self.proprio_size = cfg.proprio_size
-            self._torch = torch
-        else:
-            from hybrid_snn_control.deploy.runtime import load_runtime
-
-            self._runtime = load_runtime(path, backend=backend, threads=threads, device=device)
-            self.meta = self._runtime.meta
-            self.event_shape = tuple(self._runtime.event_shape)
-            self.proprio_size = self._runtime.proprio_size
-        if self.fixed_ratio is not None:  # e.g. an HRSNN core: all spiking, whatever was asked
-            spiking_ratio = self.fixed_ratio
-        elif spiking_ratio is None:  # the checkpoint's own ratio (0.0 is a valid one)
-            stored = self.meta.get("spiking_ratio")
-            spiking_ratio = 0.5 if stored is None else stored
-        self.set_ratio(spiking_ratio)
-        self.reset()
-
-    # ---- state and ratio ---------------------------------------------------------------------
+    # ---- ratio, plasticity, state: the runtime's -----------------------------------------
     @property
     def spiking_ratio(self) -> float:
-        return self._ratio
+        return self.runtime.spiking_ratio
 
     def set_ratio(self, r: Any) -> float:
         """Switch the ratio from the next step on (ValueError outside [0, 1] / NaN / non-real)."""
-        r = check_ratio(r)
-        if self._policy is not None:
-            self._policy.set_ratio(r)  # masks only: weights and state untouched
-        else:
-            self._runtime.set_ratio(r)
-        self._ratio = r
-        return r
+        return self.runtime.set_ratio(r)
 
     @property
     def fixed_ratio(self) -> float | None:
         """The only ratio this policy runs at (an HRSNN core: 1.0), None if any ratio works."""
-        return self._policy.fixed_ratio if self._policy is not None else None
+        return self.runtime.fixed_ratio
 
     @property
     def plasticity(self) -> bool:
-        return self._policy is not None and self._policy.plasticity
+        return self.runtime.plasticity
 
     def set_plasticity(self, on: bool, rate: float | None = None) -> None:
-        """Online STDP from the live events (HRSNN cores only; ValueError otherwise);
+        """Online STDP from the live events (torch backend, HRSNN cores; ValueError otherwise);
         ``rate`` scales its learning rates (None: unchanged)."""
-        if on and self._policy is None:
-            raise ValueError(f"online plasticity needs the torch backend, not {self.backend}")
-        if self._policy is not None:
-            self._policy.set_plasticity(bool(on), rate)
+        self.runtime.set_plasticity(on, rate)
 
     def weight_norms(self) -> dict[str, float]:
         """Norms of the plastic weights (empty for a policy without plasticity)."""
-        return self._policy.weight_norms() if self._policy is not None else {}
+        return self.runtime.weight_norms()
 
     def reset(self) -> None:
         """Zero the recurrent state (episode start, or the ``reset`` service)."""
-        if self._policy is not None:
-            self._device = next(self._policy.parameters()).device
-            self._state = self._policy.initial_state(1, self._device)
-        else:
-            self._runtime.reset()
+        self.runtime.reset()
 
     def state_arrays(self) -> list[np.ndarray]:
         """A copy of the recurrent state (for tests: what reset and ratio changes keep)."""
-        if self._policy is not None:
-            return [
-                t.detach().cpu().numpy().copy() for t in self._policy.flatten_state(self._state)
-            ]
-        return list(self._runtime.state().values())
+        return list(self.runtime.state().values())
 
     # ---- the step ----------------------------------------------------------------------------
+    def proprio(
+        self,
+        wheel_radps: tuple[float, float] | None,
+        gyro_radps: tuple[float, float, float] | None,
+        accel_mps2: tuple[float, float, float] | None,
+    ) -> np.ndarray:
+        """:func:`proprio_vector` normalized with this robot's spec."""
+        r = self.robot
+        return proprio_vector(
+            wheel_radps, gyro_radps, accel_mps2, r.wheel_speed_max_radps, r.gravity_mps2
+        )
+
     def step(self, events_frame: np.ndarray, proprio: np.ndarray) -> ControlStep:
         """One control step on ``events_frame [C, H, W]`` (counts) and ``proprio [P]``."""
         if events_frame.shape != self.event_shape:
@@ -277,39 +255,19 @@ class PolicyController:
         if proprio.shape != (self.proprio_size,):
             raise ValueError(f"proprio must be [{self.proprio_size}], got {proprio.shape}")
         t0 = time.perf_counter()
-        cost = None
-        if self._policy is not None:
-            action, cost = self._torch_step(events_frame, proprio)
-        else:
-            action = self._runtime.step(events_frame, proprio)
+        action = self.runtime.step(events_frame, proprio)
         latency = time.perf_counter() - t0
         action = np.asarray(action, np.float64).reshape(-1)
         if not np.all(np.isfinite(action)):
             raise ValueError(f"policy produced a non-finite action {action}")
         return ControlStep(
             action=action,
-            linear_mps=float(action[0]) * self.max_linear_mps,
-            angular_rps=float(action[1]) * self.max_angular_rps,
-            spiking_ratio=self._ratio,
+            linear_mps=float(action[0]) * self.robot.max_linear_mps,
+            angular_rps=float(action[1]) * self.robot.max_angular_rps,
+            spiking_ratio=self.runtime.spiking_ratio,
             latency_s=latency,
-            cost=cost,
+            cost=self.runtime.last_cost,
         )
-
-    def _torch_step(self, frame: np.ndarray, proprio: np.ndarray):
-        torch, policy = self._torch, self._policy
-        dev = self._device
-        with torch.inference_mode():
-            ev = torch.from_numpy(np.ascontiguousarray(frame, np.float32))[None].to(dev)
-            pr = torch.from_numpy(np.ascontiguousarray(proprio, np.float32))[None].to(dev)
-            action, self._state, report = policy.step_with_efficiency(ev, pr, self._state)
-            action = action[0].cpu().numpy()
-        cost = StepCost(
-            synops=report.synops_per_step,
-            macs=report.macs_per_step,
-            energy_pj=report.energy_pj_per_step,
-            firing_rate=[float(r) for r in report.firing_rate],
-        )
-        return action, cost
 
 
 def percentiles_ms(samples_s: list[float], qs=(50, 90, 99)) -> dict[str, float]:

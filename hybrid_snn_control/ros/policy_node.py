@@ -14,7 +14,10 @@ ratio stays); an accepted value is a mask change applied at the next control ste
 policy with an HRSNN core is all spiking: its ratio is fixed at 1 (other values are
 rejected), and ``online_plasticity`` (bool) switches its STDP on the live events on or
 off at run time; ``~/status`` then carries the recurrent weight norms.
-The step itself lives in :class:`hybrid_snn_control.robot.controller.PolicyController`.
+Robot constants (action scales, wheel geometry, proprio normalization) come from the
+RobotSpec stored with the policy; the ``max_*`` / wheel parameters override single values
+when non-zero.  The step itself lives in
+:class:`hybrid_snn_control.robot.controller.PolicyController`.
 """
 
 from __future__ import annotations
@@ -43,14 +46,13 @@ from hybrid_snn_control.events.codecs import us_to_stamp
 from hybrid_snn_control.robot.controller import (
     EventAccumulator,
     PolicyController,
-    proprio_vector,
     wheel_speeds_from_twist,
 )
 from hybrid_snn_control.ros.actuator_node import COMMAND_QOS, ESTOP_QOS
 from hybrid_snn_control.ros.diagnostics import publish_status
 from hybrid_snn_control.ros.event_msgs import pointcloud2_to_events, stamp_us_of
 from hybrid_snn_control.ros.params import ParameterBinding
-from hybrid_snn_control.ros.settings import PolicySettings
+from hybrid_snn_control.ros.settings import ROBOT_PARAMETERS, PolicySettings
 
 # rclpy adds two QoS-event waitables (incompatible QoS / type) to every publisher and
 # subscription, and its executor rebuilds the wait set over all of them on every wait
@@ -76,6 +78,21 @@ def resolve_checkpoint(path: str) -> str:
         ) from None
 
 
+def policy_node_controller(settings: PolicySettings) -> PolicyController:
+    """The controller policy_node builds from ``settings`` (checkpoint, backend, robot
+    overrides, ratio, online plasticity), without the node."""
+    controller = PolicyController(
+        resolve_checkpoint(settings.checkpoint),
+        backend=settings.backend,
+        device=settings.device,
+        spiking_ratio=settings.spiking_ratio,
+        robot_overrides=settings.robot_overrides(),
+        threads=settings.threads,
+    )
+    controller.set_plasticity(settings.online_plasticity, settings.online_plasticity_rate)
+    return controller
+
+
 class PolicyNode(Node):
     """Runs the hybrid policy on the event stream and publishes velocity commands."""
 
@@ -83,18 +100,9 @@ class PolicyNode(Node):
         super().__init__(node_name, **kwargs)
         self.params = ParameterBinding(self, PolicySettings)
         s = self.params.values
-        self.controller = PolicyController(
-            resolve_checkpoint(s.checkpoint),
-            backend=s.backend,
-            device=s.device,
-            spiking_ratio=s.spiking_ratio,
-            max_linear_mps=s.max_linear_mps,
-            max_angular_rps=s.max_angular_rps,
-            threads=s.threads,
-        )
+        self.controller = policy_node_controller(s)
         _, h, w = self.controller.event_shape
         self.events = EventAccumulator(w, h)
-        self.controller.set_plasticity(s.online_plasticity, s.online_plasticity_rate)
         if self.controller.spiking_ratio != s.spiking_ratio:  # a fixed-ratio (HRSNN) core
             self.get_logger().warning(
                 f"spiking_ratio {s.spiking_ratio:g} requested, but this policy runs only at "
@@ -104,8 +112,8 @@ class PolicyNode(Node):
         self.params.on_change("spiking_ratio", self._set_ratio)
         self.params.on_change("online_plasticity", self._set_plasticity)
         self.params.on_change("online_plasticity_rate", self._set_plasticity_rate)
-        for name in ("max_linear_mps", "max_angular_rps"):
-            self.params.on_change(name, self._set_scale)
+        for name in ROBOT_PARAMETERS:
+            self.params.on_change(name, self._set_robot)
         self._wheels: tuple[float, float] | None = None
         self._gyro: tuple[float, float, float] | None = None
         self._accel: tuple[float, float, float] | None = None
@@ -185,10 +193,9 @@ class PolicyNode(Node):
             )
 
     def _on_odom(self, msg: Odometry) -> None:
-        s = self.params.values
-        t = msg.twist.twist
+        t, r = msg.twist.twist, self.controller.robot
         self._wheels = wheel_speeds_from_twist(
-            t.linear.x, t.angular.z, s.track_width_m, s.wheel_radius_m
+            t.linear.x, t.angular.z, r.track_width_m, r.wheel_radius_m
         )
 
     def _on_imu(self, msg: Imu) -> None:
@@ -212,7 +219,7 @@ class PolicyNode(Node):
     def _control_step(self) -> None:
         s = self.params.values
         frame, newest_us, n_events = self.events.take()
-        proprio = proprio_vector(self._wheels, self._gyro, self._accel, s.wheel_speed_max_radps)
+        proprio = self.controller.proprio(self._wheels, self._gyro, self._accel)
         out = self.controller.step(frame, proprio)
         cmd = TwistStamped()
         cmd.header.frame_id = s.frame_id
@@ -273,10 +280,8 @@ class PolicyNode(Node):
             f"(recurrent weight norm {norms.get('w_rec_norm', float('nan')):.4g})"
         )
 
-    def _set_scale(self, _value: float) -> None:
-        s = self.params.values
-        self.controller.max_linear_mps = s.max_linear_mps
-        self.controller.max_angular_rps = s.max_angular_rps
+    def _set_robot(self, _value: float) -> None:
+        self.controller.set_robot_overrides(self.params.values.robot_overrides())
 
     def _publish_diagnostics(self) -> None:
         lat = sorted(self._latencies)

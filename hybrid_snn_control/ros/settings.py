@@ -146,6 +146,16 @@ class EventCameraSettings:
     )
 
 
+#: policy_node parameters that override one RobotSpec value of the policy when non-zero
+ROBOT_PARAMETERS = (
+    "wheel_speed_max_radps",
+    "track_width_m",
+    "wheel_radius_m",
+    "max_linear_mps",
+    "max_angular_rps",
+)
+
+
 @dataclass
 class PolicySettings:
     """Parameters of ``policy_node`` (section ``policy_node``)."""
@@ -230,26 +240,41 @@ class PolicySettings:
     right_wheel_joint: str = field(
         default="right_wheel", metadata=param(description="JointState name of the right wheel")
     )
+    # Robot constants: 0 = the value in the policy's RobotSpec (stored with the policy);
+    # anything else overrides it (a robot other than the one the policy was trained for).
     wheel_speed_max_radps: float = field(
-        default=22.0,
-        metadata=param(range=(0.1, 1000.0), description="wheel speed normalization, rad/s"),
+        default=0.0,
+        metadata=param(
+            range=(0.0, 1000.0), description="wheel speed normalization, rad/s (0: policy's)"
+        ),
     )
     track_width_m: float = field(
-        default=0.17,
-        metadata=param(range=(0.01, 10.0), description="proprio_source odom: track width, m"),
+        default=0.0,
+        metadata=param(
+            range=(0.0, 10.0), description="proprio_source odom: track width, m (0: policy's)"
+        ),
     )
     wheel_radius_m: float = field(
-        default=0.035,
-        metadata=param(range=(0.001, 10.0), description="proprio_source odom: wheel radius, m"),
+        default=0.0,
+        metadata=param(
+            range=(0.0, 10.0), description="proprio_source odom: wheel radius, m (0: policy's)"
+        ),
     )
     max_linear_mps: float = field(
-        default=0.6,
-        metadata=param(range=(0.0, 100.0), description="linear.x at action +1, m/s"),
+        default=0.0,
+        metadata=param(range=(0.0, 100.0), description="linear.x at action +1, m/s (0: policy's)"),
     )
     max_angular_rps: float = field(
-        default=4.0,
-        metadata=param(range=(0.0, 100.0), description="angular.z at action +1, rad/s"),
+        default=0.0,
+        metadata=param(
+            range=(0.0, 100.0), description="angular.z at action +1, rad/s (0: policy's)"
+        ),
     )
+
+    def robot_overrides(self) -> dict[str, float]:
+        """The RobotSpec values these parameters override (the non-zero ones)."""
+        return {n: getattr(self, n) for n in ROBOT_PARAMETERS if getattr(self, n) > 0}
+
     frame_id: str = field(default="base_link", metadata=param(description="header.frame_id of cmd"))
     status_every_steps: int = field(
         default=1,

@@ -27,15 +27,18 @@ import numpy as np
 from gymnasium import spaces
 
 from hybrid_snn_control.paths import package_data
+from hybrid_snn_control.policy.config import RobotSpec
 from hybrid_snn_control.sim.randomization import RandomizationRanges, WorldParams, sample_world
 
-# Rover geometry and limits (match assets/rover.xml).
-WHEEL_RADIUS_M = 0.035
-TRACK_WIDTH_M = 0.17
-WHEEL_SPEED_MAX_RADPS = 22.0
-V_MAX_MPS = 0.6
-OMEGA_MAX_RADPS = 4.0
-GRAVITY_MPS2 = 9.81
+# Rover geometry and limits: declared once, in the RobotSpec defaults (they match
+# assets/rover.xml); a trained policy stores the spec it was trained with.
+ROVER = RobotSpec()
+WHEEL_RADIUS_M = ROVER.wheel_radius_m
+TRACK_WIDTH_M = ROVER.track_width_m
+WHEEL_SPEED_MAX_RADPS = ROVER.wheel_speed_max_radps
+V_MAX_MPS = ROVER.max_linear_mps
+OMEGA_MAX_RADPS = ROVER.max_angular_rps
+GRAVITY_MPS2 = ROVER.gravity_mps2
 CHASSIS_MASS_KG = 1.20
 
 # pid of the process whose GL (EGL) state the renderers live in; a fork inherits it

@@ -40,7 +40,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hybrid_snn_control.config import param
+from hybrid_snn_control.config import load_node_params, param
+from hybrid_snn_control.events.dataset import EventFolderDataset, ToFrameSequence
+from hybrid_snn_control.events.synthetic import SyntheticConfig, generate_dataset
 from hybrid_snn_control.hybrid import HybridNetwork
 from hybrid_snn_control.hybrid.efficiency import count_efficiency
 from hybrid_snn_control.training.loop import TrainRun, unwrap
@@ -139,8 +141,6 @@ def load_event_tensors(cfg: ClassifyConfig) -> dict[str, Any]:
                 "y_test": torch.from_numpy(z["y_test"]),
                 "classes": tuple(str(c) for c in z["classes"]),
             }
-    from hybrid_snn_control.events.dataset import EventFolderDataset, ToFrameSequence
-
     sensor = tuple(cfg.sensor_size)
     binning = ToFrameSequence(sensor, num_bins=cfg.num_bins, pool=cfg.pool)
     if cfg.data_dir:
@@ -159,8 +159,6 @@ def load_event_tensors(cfg: ClassifyConfig) -> dict[str, Any]:
             "classes": tuple(ds.classes),
         }
     else:
-        from hybrid_snn_control.events.synthetic import SyntheticConfig, generate_dataset
-
         syn = SyntheticConfig(num_classes=cfg.num_classes, sensor_size=sensor)
         data = {"classes": syn.classes}
         # different seeds for the splits: test clips are never training clips
@@ -285,7 +283,5 @@ def load_task(
     """The task with settings from the ``hsc_classify`` section of a parameter file."""
     if config_path is None:
         return ClassificationTask(ClassifyConfig(**(overrides or {})))
-    from hybrid_snn_control.config import load_node_params
-
     cfg = load_node_params(config_path, "hsc_classify", ClassifyConfig, overrides)
     return ClassificationTask(cfg)

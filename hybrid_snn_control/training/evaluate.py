@@ -9,7 +9,9 @@ is evaluated on the *same* worlds (same seeds) by :func:`evaluate_expert`, so th
 student/expert fraction compares like with like.
 
 Evaluation worlds are seeded from ``EVAL_SEED_BASE`` upward, disjoint from the training
-worlds (:func:`~.imitation.episode_seeds` stays below 10⁹).
+worlds (:func:`~.rollout.episode_seeds` stays below 10⁹).  Rollouts are :mod:`.rollout`'s;
+nothing here imports a trainer (CleanRL's evaluation utility receives the env factory
+and the model the same way).
 
 With ``online_plasticity`` (HRSNN-core policies) the policy keeps learning by STDP while
 it is evaluated, as on a robot: one env, the episodes in order, weights carried from one
@@ -27,11 +29,13 @@ import numpy as np
 import torch
 
 from hybrid_snn_control.policy import HybridPolicy
-from hybrid_snn_control.training.imitation import (
+from hybrid_snn_control.training.rollout import (
     EnvSettings,
     EpisodeDataset,
     collect_episodes,
     make_envs,
+    round_up,
+    summarize_episodes,
 )
 
 __all__ = ["EVAL_SEED_BASE", "ROW_FIELDS", "eval_seeds", "evaluate_expert", "evaluate_policy"]
@@ -62,21 +66,6 @@ ROW_FIELDS = (
 def eval_seeds(seed: int, episodes: int) -> list[int]:
     """The world seeds of evaluation ``seed`` (the same for every policy and the expert)."""
     return [EVAL_SEED_BASE + 10_000 * seed + i for i in range(episodes)]
-
-
-def round_up(n: int, k: int) -> int:
-    """``n`` rounded up to a multiple of ``k`` (whole batches of ``k`` envs)."""
-    return -(-n // k) * k
-
-
-def summarize_episodes(metrics: list[dict[str, float]]) -> dict[str, float]:
-    """Mean of every episode metric, plus ``score`` / ``score_std`` (normalized score)."""
-    keys = [k for k in metrics[0] if all(k in m for m in metrics)]
-    out = {k: float(np.mean([m[k] for m in metrics])) for k in keys}
-    scores = [m["normalized_score"] for m in metrics]
-    out["score"] = float(np.mean(scores))
-    out["score_std"] = float(np.std(scores))
-    return out
 
 
 def evaluate_policy(

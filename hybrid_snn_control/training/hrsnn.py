@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hybrid_snn_control.events.encoders import event_frames
+from hybrid_snn_control.events.synthetic import SyntheticConfig, generate_dataset
 from hybrid_snn_control.neurons.heterogeneity import Distribution
 from hybrid_snn_control.neurons.hrsnn import HRSNN, HRSNNConfig
 
@@ -441,9 +443,6 @@ def synthetic_event_task(
     Each clip (``duration_us`` of the generator's config) is cut into ``num_steps`` equal
     bins from t = 0; ON and OFF counts are separate input channels.
     """
-    from hybrid_snn_control.events.encoders import event_frames
-    from hybrid_snn_control.events.synthetic import SyntheticConfig, generate_dataset
-
     cfg = SyntheticConfig(num_classes=num_classes, sensor_size=sensor_size)
     bin_us = -(-cfg.duration_us // num_steps)
     samples = generate_dataset(num_samples, cfg, seed)

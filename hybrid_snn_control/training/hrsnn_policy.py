@@ -40,15 +40,16 @@ from hybrid_snn_control.config import param, to_mapping
 from hybrid_snn_control.policy.bundle import save_policy
 from hybrid_snn_control.policy.config import HRSNNCoreConfig
 from hybrid_snn_control.policy.hrsnn_policy import HRSNNPolicy
-from hybrid_snn_control.training.evaluate import round_up, summarize_episodes
 from hybrid_snn_control.training.hrsnn import RidgeReadout
-from hybrid_snn_control.training.imitation import (
+from hybrid_snn_control.training.rollout import (
     EnvSettings,
     EpisodeDataset,
     collect_episodes,
     config_from_env,
     episode_seeds,
     make_envs,
+    round_up,
+    summarize_episodes,
 )
 
 __all__ = ["HRSNNPolicyTrainConfig", "search_core", "train_hrsnn_policy"]

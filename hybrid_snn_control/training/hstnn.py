@@ -16,7 +16,10 @@ Baselines, with the same total step budget (adapt + restore steps) from scratch:
 0 < r < 1, pure RNN at r = 0, pure SNN at r = 1.
 
 Every stage is a :class:`~.loop.TrainRun` under ``out_dir/<stage>/`` (resumable, TensorBoard)
-and ends in a model file ``out_dir/<stage>.safetensors`` (:func:`~.task.save_model`)::
+and ends in a model file ``out_dir/<stage>.safetensors`` (:func:`~.task.save_model`).
+:func:`pipeline_stages` is *the* adapt → select → restore sequence (plus per-ratio
+restorations of the one selected model); ``hsc hstnn`` (:mod:`.hstnn_run`) and ``hsc train``
+(:mod:`.imitation_policy`) run it; settings :mod:`.hstnn_config`, read by :mod:`.hstnn_settings`::
 
     paths = pipeline(task, HSTNNConfig(out_dir="runs/cls", adapt_steps=600))
     model, meta = load_model(paths["restore"], task)
@@ -26,49 +29,30 @@ and ends in a model file ``out_dir/<stage>.safetensors`` (:func:`~.task.save_mod
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from hybrid_snn_control.config import param, to_mapping
+from hybrid_snn_control.config import to_mapping
 from hybrid_snn_control.hybrid.selection import hessian_importance
+from hybrid_snn_control.training.distributed import DistContext, barrier
+from hybrid_snn_control.training.hstnn_config import HSTNNConfig
 from hybrid_snn_control.training.loop import TrainRun, seed_everything
 from hybrid_snn_control.training.task import Task, core_of, load_model, save_model
 
-__all__ = ["HSTNNConfig", "adapt", "direct", "pipeline", "restore", "select"]
-
-
-@dataclass
-class HSTNNConfig:
-    """Settings of the three stages and the baselines (section ``hsc_hstnn``)."""
-
-    out_dir: str = "runs/hstnn"
-    seed: int = 0
-    device: str = field(default="cpu", metadata=param(description="cpu or cuda[:N]"))
-    adapt_steps: int = field(default=600, metadata=param(range=(0, 10_000_000)))
-    adapt_lr: float = field(default=3e-3, metadata=param(range=(0.0, 10.0)))
-    adapt_ratio_sampling: bool = False
-    select_batches: int = field(default=4, metadata=param(range=(1, 100_000)))
-    select_probes: int = field(default=64, metadata=param(range=(1, 100_000)))
-    probes_per_pass: int = field(default=16, metadata=param(range=(1, 1024)))
-    ratio: float = field(
-        default=0.5, metadata=param(range=(0.0, 1.0), description="ratio stored after select")
-    )
-    restore_steps: int = field(default=300, metadata=param(range=(0, 10_000_000)))
-    restore_lr: float = field(default=1e-3, metadata=param(range=(0.0, 10.0)))
-    restore_ratios: list[float] = field(
-        default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0],
-        metadata=param(
-            description="one ratio: fine-tune there; several: ratio sampling; "
-            "empty: uniform r in [0, 1]"
-        ),
-    )
-    checkpoint_every: int = field(default=100, metadata=param(range=(1, 10_000_000)))
-    log_every: int = field(default=10, metadata=param(range=(1, 10_000_000)))
-    progress: bool = True
-    tensorboard: bool = True
+__all__ = [
+    "HSTNNConfig",
+    "adapt",
+    "direct",
+    "pipeline",
+    "pipeline_stages",
+    "restore",
+    "restore_name",
+    "select",
+]
 
 
 def _run(cfg: HSTNNConfig, task: Task, stage: str, steps: int, lr: float, **kw: Any) -> TrainRun:
@@ -183,11 +167,57 @@ def restore(
     return path
 
 
-def pipeline(task: Task, cfg: HSTNNConfig) -> dict[str, Path]:
-    """adapt → select → restore; the paths of the three model files."""
-    adapted = adapt(task, cfg)
-    selected = select(task, cfg, adapted)
-    return {"adapt": adapted, "select": selected, "restore": restore(task, cfg, selected)}
+def restore_name(ratios: Sequence[float] | None) -> str:
+    """``restore_r<R>`` for a fine-tune at the one ratio R, else ``restore`` (ratio sampling)."""
+    return f"restore_r{ratios[0]:g}" if ratios is not None and len(ratios) == 1 else "restore"
+
+
+def pipeline_stages(
+    task: Task,
+    cfg: HSTNNConfig,
+    ratios: Sequence[float] | None = None,
+    *,
+    ratio: float | None = None,
+    restore_each: Sequence[float] = (),
+    ctx: DistContext | None = None,
+) -> Iterator[tuple[str, Path]]:
+    """adapt → select → restore; yields ``(stage, model file)`` as each stage ends.
+
+    ``ratios``: the restoration's ratios (None: ``cfg.restore_ratios``; one ratio R writes
+    ``restore_r<R>``; the stage is yielded as ``"restore"`` either way).  ``ratio``: the
+    ratio selection stores, if not ``cfg.ratio`` (adaptation runs with ``cfg`` as given).
+    ``restore_each``: one more restoration per ratio, each of the selected model, yielded
+    under its file name; a task whose ``train`` keeps data between calls (DAgger's
+    aggregate) offers ``rewind_point()``, and each of them starts from the data
+    adaptation left.  ``ctx``: a data-parallel run — every rank trains, rank 0 alone selects.
+    """
+    run_kw = ctx.run_kwargs() if ctx is not None else {}
+    adapted = adapt(task, cfg, **run_kw)
+    barrier()
+    yield "adapt", adapted
+    rewind = task.rewind_point() if hasattr(task, "rewind_point") else None
+    if ratio is not None:
+        cfg = replace(cfg, ratio=ratio)
+    if ctx is None or ctx.is_main:
+        selected = select(task, cfg, adapted)
+    else:
+        selected = Path(cfg.out_dir) / "select.safetensors"
+    barrier()
+    yield "select", selected
+    name = restore_name(ratios)
+    yield "restore", restore(task, cfg, selected, ratios, name=name, **run_kw)
+    barrier()
+    for r in restore_each:
+        if rewind is not None:
+            rewind()
+        name = restore_name([r])
+        yield name, restore(task, cfg, selected, [r], name=name, **run_kw)
+        barrier()
+
+
+def pipeline(task: Task, cfg: HSTNNConfig, **kw: Any) -> dict[str, Path]:
+    """:func:`pipeline_stages` run to the end: ``{"adapt": …, "select": …, "restore": …}``."""
+    return dict(pipeline_stages(task, cfg, **kw))
 
 
 def direct(task: Task, cfg: HSTNNConfig, ratio: float, name: str | None = None, **run_kw) -> Path:

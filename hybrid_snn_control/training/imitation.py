@@ -27,12 +27,13 @@ redundant (adaptation), a fixed ratio, or **ratio sampling** — a ratio is draw
 (and per rollout group for the student), so one set of weights serves every ratio.
 
 Reproducible and resumable: worlds are seeded from ``(seed, stage directory name, round,
-episode)`` (:func:`episode_seeds`, below 10⁹; evaluation worlds start at 2·10⁹), the β coin
-flips and student ratio draws from ``(seed, round)``, batches and per-batch ratio draws
-by :class:`~.loop.TrainRun` per step; each
+episode)`` (:func:`~.rollout.episode_seeds`, below 10⁹; evaluation worlds start at 2·10⁹),
+the β coin flips and student ratio draws from ``(seed, round)``, batches and per-batch
+ratio draws by :class:`~.loop.TrainRun` per step; each
 collection is written to ``run_dir/dagger_k.npz`` before it is trained on, so a killed
 run resumes to the same weights.  Settings: :class:`ImitationConfig` (section
-``hsc_imitation`` of ``config/train.yaml``).
+``hsc_imitation`` of ``config/train.yaml``).  Envs, rollouts and the episode data set are
+:mod:`.rollout`'s (evaluation shares them).
 
 Usage::
 
@@ -47,9 +48,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import random
-import tempfile
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,49 +59,32 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from hybrid_snn_control.config import param
+from hybrid_snn_control.config import from_mapping, load_node_params, param
+from hybrid_snn_control.paths import config_file
 from hybrid_snn_control.policy.config import PolicyConfig
 from hybrid_snn_control.policy.hybrid_policy import HybridPolicy
-from hybrid_snn_control.training.hstnn import HSTNNConfig
+from hybrid_snn_control.training.evaluate import evaluate_policy
+from hybrid_snn_control.training.hstnn_config import HSTNNConfig
 from hybrid_snn_control.training.loop import TrainRun
+from hybrid_snn_control.training.rollout import (
+    EnvSettings,
+    EpisodeDataset,
+    collect_episodes,
+    episode_seeds,
+    make_envs,
+)
 
 __all__ = [
-    "EnvSettings",
-    "Episode",
-    "EpisodeDataset",
     "ImitationConfig",
     "ImitationTask",
     "PolicySettings",
     "action_loss",
-    "collect_episodes",
-    "config_from_env",
     "load_task",
-    "make_envs",
+    "tbptt_pass",
 ]
 
 
 # ---- hyperparameters ---------------------------------------------------------------------------
-@dataclass
-class EnvSettings:
-    """Which env and at what size (kwargs of ``gym.make``; see the env's docstring table)."""
-
-    env_id: str = "hybrid_snn_control/Pursuit-v0"
-    camera_size: int = field(default=32, metadata=param(range=(8, 512)))
-    episode_s: float = field(default=8.0, metadata=param(range=(0.02, 600.0)))
-    subframes: int = field(default=1, metadata=param(range=(1, 10)))
-    num_envs: int = field(
-        default=4, metadata=param(range=(1, 256), description="SyncVectorEnv width")
-    )
-
-    def make_kwargs(self) -> dict[str, Any]:
-        return {
-            "camera_width": self.camera_size,
-            "camera_height": self.camera_size,
-            "episode_s": self.episode_s,
-            "subframes": self.subframes,
-        }
-
-
 @dataclass
 class PolicySettings:
     """The student's architecture (a subset of :class:`PolicyConfig`; shapes come from the env)."""
@@ -166,213 +149,6 @@ class ImitationConfig:
     def beta(self, k: int) -> float:
         """Probability that the expert acts in collection ``k`` (0 = BC)."""
         return 1.0 if k == 0 else self.beta_start * self.beta_decay ** (k - 1)
-
-
-# ---- data ----------------------------------------------------------------------------------------
-@dataclass
-class Episode:
-    """One visited trajectory with the expert's labels (events as uint8 counts, clipped)."""
-
-    events: np.ndarray  # [T, C, H, W] uint8
-    proprio: np.ndarray  # [T, P] float32
-    expert: np.ndarray  # [T, A] float32
-    score: float  # normalized score of the executed (β-mixed) policy
-    beta: float
-
-    def __len__(self) -> int:
-        return len(self.expert)
-
-
-class EpisodeDataset:
-    """The aggregate DAgger data set: whole episodes, batched as padded ``[T, B, …]`` tensors."""
-
-    def __init__(self, episodes: Sequence[Episode] = ()) -> None:
-        self.episodes: list[Episode] = list(episodes)
-
-    def __len__(self) -> int:
-        return len(self.episodes)
-
-    def add(self, episodes: Sequence[Episode]) -> None:
-        self.episodes.extend(episodes)
-
-    @property
-    def steps(self) -> int:
-        return sum(len(e) for e in self.episodes)
-
-    def proprio_stats(self) -> tuple[Tensor, Tensor]:
-        allp = np.concatenate([e.proprio for e in self.episodes])
-        return torch.from_numpy(allp.mean(0)), torch.from_numpy(allp.std(0) + 1e-3)
-
-    def collate(
-        self, idx: Sequence[int], device: str | torch.device = "cpu", window: slice | None = None
-    ) -> dict[str, Tensor]:
-        """Episodes ``idx`` (optionally a time window) as ``events/proprio/expert/mask``."""
-        eps = [self.episodes[i] for i in idx]
-        window = window or slice(None)
-        parts = [(e.events[window], e.proprio[window], e.expert[window]) for e in eps]
-        t_max, b = max(len(p[2]) for p in parts), len(parts)
-        events = torch.zeros(t_max, b, *parts[0][0].shape[1:], dtype=torch.uint8)
-        proprio = torch.zeros(t_max, b, parts[0][1].shape[1])
-        expert = torch.zeros(t_max, b, parts[0][2].shape[1])
-        mask = torch.zeros(t_max, b)
-        for j, (ev, pr, ex) in enumerate(parts):
-            n = len(ex)
-            events[:n, j] = torch.from_numpy(ev)
-            proprio[:n, j] = torch.from_numpy(pr)
-            expert[:n, j] = torch.from_numpy(ex)
-            mask[:n, j] = 1.0
-        out = {"events": events, "proprio": proprio, "expert": expert, "mask": mask}
-        return {k: v.to(device) for k, v in out.items()}
-
-    def save(self, path: str | Path) -> None:
-        """One ``.npz`` (no pickle), written atomically."""
-        arrays: dict[str, np.ndarray] = {}
-        for i, e in enumerate(self.episodes):
-            arrays[f"{i}.events"], arrays[f"{i}.proprio"] = e.events, e.proprio
-            arrays[f"{i}.expert"], arrays[f"{i}.info"] = e.expert, np.array([e.score, e.beta])
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-        os.close(fd)
-        try:
-            np.savez_compressed(tmp, **arrays)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-
-    @classmethod
-    def load(cls, path: str | Path) -> EpisodeDataset:
-        with np.load(path, allow_pickle=False) as z:
-            n = len({k.split(".")[0] for k in z.files})
-            return cls(
-                [
-                    Episode(
-                        z[f"{i}.events"],
-                        z[f"{i}.proprio"],
-                        z[f"{i}.expert"],
-                        float(z[f"{i}.info"][0]),
-                        float(z[f"{i}.info"][1]),
-                    )
-                    for i in range(n)
-                ]
-            )
-
-
-# ---- envs and rollouts ---------------------------------------------------------------------------
-def config_from_env(env: Any, **overrides: Any) -> PolicyConfig:
-    """A :class:`PolicyConfig` whose input shapes match a sim env's observation space."""
-    space = env.observation_space
-    return dataclasses.replace(
-        PolicyConfig(),
-        event_shape=list(space["events"].shape),
-        proprio_size=int(space["proprio"].shape[0]),
-        action_size=int(env.action_space.shape[0]),
-        **overrides,
-    )
-
-
-def make_envs(settings: EnvSettings, num_envs: int | None = None, shift: str | None = None):
-    """A ``SyncVectorEnv`` (Sync beats Async on 2 cores, DESIGN §10) without autoreset."""
-    import gymnasium as gym
-
-    import hybrid_snn_control.sim  # noqa: F401  (registers the env ids)
-
-    n = num_envs or settings.num_envs
-    kwargs = {**settings.make_kwargs(), "shift": shift}
-    return gym.vector.SyncVectorEnv(
-        [lambda: gym.make(settings.env_id, **kwargs) for _ in range(n)],
-        autoreset_mode=gym.vector.AutoresetMode.DISABLED,
-    )
-
-
-@torch.no_grad()
-def collect_episodes(
-    envs: Any,
-    policy: HybridPolicy | None,
-    seeds: Sequence[int],
-    beta: float = 1.0,
-    rng: np.random.Generator | None = None,
-    masks_fn: Callable[[], Sequence[Tensor] | None] | None = None,
-    record: bool = True,
-    on_step: Callable[[dict[str, np.ndarray]], None] | None = None,
-) -> tuple[list[Episode], list[dict[str, float]]]:
-    """Run one episode per seed (``len(seeds)`` a multiple of the vector width).
-
-    Per env and step the expert acts with probability ``beta``, the student otherwise
-    (``policy=None``: expert only); the expert labels every visited state.  ``masks_fn``
-    gives the student's unit masks per group of ``num_envs`` episodes (None: its own).
-    ``on_step(obs)`` sees every observation the policy sees.  Returns the recorded
-    episodes and each episode's ``info["episode_metrics"]`` (+ ``return``,
-    ``expert_fraction``).
-    """
-    rng = rng if rng is not None else np.random.default_rng(0)
-    n = envs.num_envs
-    if len(seeds) % n:
-        raise ValueError(f"len(seeds)={len(seeds)} must be a multiple of num_envs={n}")
-    if policy is None and beta < 1.0:
-        raise ValueError("beta < 1 needs a student policy")
-    device = next(policy.parameters()).device if policy is not None else torch.device("cpu")
-    was_training = policy.training if policy is not None else False
-    if policy is not None:
-        policy.eval()
-    episodes: list[Episode] = []
-    metrics: list[dict[str, float]] = []
-    for k in range(0, len(seeds), n):
-        obs, _ = envs.reset(seed=[int(s) for s in seeds[k : k + n]])
-        masks = masks_fn() if (masks_fn is not None and policy is not None) else None
-        state = policy.initial_state(n, device) if policy is not None else None
-        buf: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        alive = np.ones(n, bool)
-        length, ret, by_expert = np.zeros(n, int), np.zeros(n), np.zeros(n)
-        ep_metrics: list[dict[str, float]] = [{} for _ in range(n)]
-        while alive.any():
-            expert = np.stack(envs.call("expert_action")).astype(np.float32)
-            if record:
-                events_u8 = np.clip(obs["events"], 0, 255).astype(np.uint8)
-                buf.append((events_u8, obs["proprio"].copy(), expert))
-            if on_step is not None:
-                on_step(obs)
-            action, use_expert = expert, np.ones(n, bool)
-            if policy is not None:
-                ev = torch.as_tensor(obs["events"], device=device)
-                pr = torch.as_tensor(obs["proprio"], device=device)
-                student, state = policy.step(ev, pr, state, masks)
-                use_expert = rng.random(n) < beta
-                action = np.where(use_expert[:, None], expert, student.cpu().numpy())
-            obs, reward, term, trunc, info = envs.step(action.astype(np.float32))
-            length += alive
-            ret += reward * alive
-            by_expert += use_expert * alive
-            done = (term | trunc) & alive
-            for j in np.flatnonzero(done):
-                m = {
-                    key: float(v[j]) for key, v in info["episode_metrics"].items() if key[0] != "_"
-                }
-                m.update(expert_fraction=by_expert[j] / length[j], length=float(length[j]))
-                m["return"] = float(ret[j])
-                ep_metrics[j] = m
-            alive &= ~done
-        metrics += ep_metrics
-        if record:
-            for j in range(n):
-                t = length[j]
-                episodes.append(
-                    Episode(
-                        events=np.stack([b[0][j] for b in buf[:t]]),
-                        proprio=np.stack([b[1][j] for b in buf[:t]]).astype(np.float32),
-                        expert=np.stack([b[2][j] for b in buf[:t]]),
-                        score=ep_metrics[j]["normalized_score"],
-                        beta=beta,
-                    )
-                )
-    if policy is not None:
-        policy.train(was_training)
-    return episodes, metrics
-
-
-def episode_seeds(seed: int, start: int, count: int) -> list[int]:
-    """Training world seeds: disjoint per run seed (below 10⁹; evaluation uses 2·10⁹ up)."""
-    return [(seed * 10_000_000 + start + i) % 1_000_000_000 for i in range(count)]
 
 
 # ---- loss ----------------------------------------------------------------------------------------
@@ -517,6 +293,19 @@ class ImitationTask:
             self.data.add(rounds[j].episodes)
         return {"final_loss": loss, "steps": run.step, "episodes": len(self.data)}
 
+    def rewind_point(self) -> Callable[[], None]:
+        """A function that puts the aggregate back to what it holds now.
+
+        ``train`` adds every collection to :attr:`data`; the HSTNN pipeline calls this after
+        adaptation so that each per-ratio restoration starts from the same episodes.
+        """
+        episodes = list(self.data.episodes)
+
+        def rewind() -> None:
+            self.data = EpisodeDataset(episodes)
+
+        return rewind
+
     def _beta(self, k: int, bc: bool) -> float:
         """β of round ``k``: BC (1) first in a fresh run, DAgger rounds 1, 2, … after it."""
         return self.cfg.beta(k if bc else k + 1)
@@ -585,8 +374,6 @@ class ImitationTask:
         **_: Any,
     ) -> dict[str, Any]:
         """Closed-loop score in the env at ``ratio`` and ``shift`` (see :mod:`.evaluate`)."""
-        from hybrid_snn_control.training.evaluate import evaluate_policy
-
         return evaluate_policy(
             model, self.cfg.env, ratio, shift, episodes or self.cfg.eval_episodes, seed
         )
@@ -596,9 +383,6 @@ def load_task(
     config_path: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> ImitationTask:
     """The task with settings from the ``hsc_imitation`` section of a parameter file."""
-    from hybrid_snn_control.config import from_mapping, load_node_params
-    from hybrid_snn_control.paths import config_file
-
     if config_path is None:
         return ImitationTask(from_mapping(ImitationConfig, overrides or {}, source="overrides"))
     cfg = load_node_params(
@@ -609,6 +393,4 @@ def load_task(
 
 def _run_offset(run: TrainRun) -> int:
     """Distinct world seeds for each stage's run directory (stable across restarts)."""
-    import zlib
-
     return zlib.crc32(run.run_dir.name.encode()) % 997 * 10_000

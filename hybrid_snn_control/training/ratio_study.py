@@ -32,6 +32,8 @@ import torch
 
 from hybrid_snn_control.config import to_mapping
 from hybrid_snn_control.training import hstnn
+from hybrid_snn_control.training.hstnn_config import HSTNNConfig
+from hybrid_snn_control.training.hstnn_settings import load_hstnn_settings, parse_overrides
 from hybrid_snn_control.training.task import Task, core_of, load_model, save_model
 
 METHODS = ("hstnn_shared", "hstnn_per_ratio", "select_only", "random_select_only", "direct")
@@ -58,7 +60,7 @@ def _timed(fn, *args, **kw) -> tuple[Path, float]:
     return fn(*args, **kw), time.perf_counter() - t0
 
 
-def random_selection(task: Task, cfg: hstnn.HSTNNConfig, adapted: Path) -> Path:
+def random_selection(task: Task, cfg: HSTNNConfig, adapted: Path) -> Path:
     """Ablation of stage 2: the adapted model with a random (seeded) unit ranking."""
     model, _ = load_model(adapted, task)
     core = core_of(model)
@@ -73,7 +75,7 @@ def random_selection(task: Task, cfg: hstnn.HSTNNConfig, adapted: Path) -> Path:
     return path
 
 
-def run_seed(task: Task, cfg: hstnn.HSTNNConfig, ratios: list[float], log) -> list[dict]:
+def run_seed(task: Task, cfg: HSTNNConfig, ratios: list[float], log) -> list[dict]:
     """Train and evaluate every method for one seed (skips models already on disk)."""
     out = Path(cfg.out_dir)
     rows: list[dict] = []
@@ -92,10 +94,10 @@ def run_seed(task: Task, cfg: hstnn.HSTNNConfig, ratios: list[float], log) -> li
     selected = stage("select", hstnn.select, task, shared_cfg, adapted)
     shared = stage("restore", hstnn.restore, task, shared_cfg, selected)
     random_sel = stage("select_random", random_selection, task, shared_cfg, adapted)
-    per_ratio = {
-        r: stage(f"restore_r{r:g}", hstnn.restore, task, cfg, selected, [r], name=f"restore_r{r:g}")
-        for r in ratios
-    }
+    per_ratio = {}
+    for r in ratios:
+        name = hstnn.restore_name([r])
+        per_ratio[r] = stage(name, hstnn.restore, task, cfg, selected, [r], name=name)
     direct = {
         r: stage(f"direct_r{r:g}", hstnn.direct, task, cfg, r, name=f"direct_r{r:g}")
         for r in ratios
@@ -276,14 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from hybrid_snn_control.commands.hstnn_cmd import load_settings
-
-    ns = argparse.Namespace(
-        task=args.task, config=args.config, overrides=args.overrides, out=args.out,
-        seed=None, device=None, no_progress=True,
-    )  # fmt: skip
     t0 = time.perf_counter()
-    base, task = load_settings(ns)
+    base, task = load_hstnn_settings(
+        args.task, args.config, parse_overrides(args.overrides), out_dir=args.out, progress=False
+    )
     data_s = time.perf_counter() - t0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -32,8 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from hybrid_snn_control.policy.bundle import load_policy
 from hybrid_snn_control.training.evaluate import ROW_FIELDS, evaluate_expert, evaluate_policy
-from hybrid_snn_control.training.imitation import EnvSettings
+from hybrid_snn_control.training.rollout import EnvSettings
 
 __all__ = ["SweepEntry", "aggregate", "parse_entry", "run_sweep", "write_outputs"]
 
@@ -89,8 +90,6 @@ def run_sweep(
     log: Callable[[str], None] | None = print,
 ) -> list[dict[str, Any]]:
     """Evaluate every entry at its ratios × shifts × seeds (+ the expert); return the rows."""
-    from hybrid_snn_control.policy import load_policy
-
     for e in entries:
         if len(e.paths) not in (1, len(seeds)):
             raise ValueError(

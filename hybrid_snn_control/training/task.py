@@ -22,6 +22,11 @@ applies whichever it is.  It uses :class:`~.loop.TrainRun` (``run.lr``, ``run.st
 ``run.batch_indices()``, ``run.log()``) so that it resumes exactly after a kill, and it
 leaves the model's ratio / masks as it found them.
 
+Optional: a task whose ``train`` keeps state between calls (the DAgger aggregate of
+:class:`~.imitation.ImitationTask`) offers ``rewind_point() -> Callable[[], None]``; the
+pipeline (:func:`~.hstnn.pipeline_stages`) takes one after adaptation and calls it
+before each per-ratio restoration, so they all start from the same data.
+
 ``evaluate(model, ratio)`` sets the ratio (``None`` = redundant, all units), runs the
 task's held-out data and returns at least ``score`` (higher is better) and the
 :class:`~hybrid_snn_control.hybrid.efficiency.EfficiencyReport` per-step numbers

@@ -1,0 +1,294 @@
+"""Rollouts in the sim, shared by imitation (:mod:`.imitation`) and evaluation (:mod:`.evaluate`).
+
+What both need and neither owns: which env at what size (:class:`EnvSettings`), a vector of
+envs (:func:`make_envs`), running whole episodes with the privileged expert labelling every
+visited state and a student (or the expert) acting (:func:`collect_episodes`), the
+recorded episodes (:class:`Episode`, :class:`EpisodeDataset`), the training world seeds
+(:func:`episode_seeds`, below 10⁹; evaluation worlds start at 2·10⁹ in :mod:`.evaluate`)
+and the per-episode summary (:func:`summarize_episodes`).  Keeping them here lets the
+trainer import the evaluator without the evaluator importing the trainer::
+
+    envs = make_envs(EnvSettings(camera_size=32, episode_s=5.0, num_envs=4))
+    episodes, metrics = collect_episodes(envs, policy, episode_seeds(0, 0, 8), beta=0.5)
+    EpisodeDataset(episodes).save("runs/p/dagger_001.npz")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+import hybrid_snn_control.sim  # noqa: F401  (registers the env ids)
+from hybrid_snn_control.config import from_mapping, param
+from hybrid_snn_control.policy.config import PolicyConfig
+from hybrid_snn_control.policy.hybrid_policy import HybridPolicy
+
+__all__ = [
+    "EnvSettings",
+    "Episode",
+    "EpisodeDataset",
+    "collect_episodes",
+    "config_from_env",
+    "episode_seeds",
+    "make_envs",
+    "policy_env_settings",
+    "round_up",
+    "summarize_episodes",
+]
+
+
+# ---- settings ------------------------------------------------------------------------------------
+@dataclass
+class EnvSettings:
+    """Which env and at what size (kwargs of ``gym.make``; see the env's docstring table)."""
+
+    env_id: str = "hybrid_snn_control/Pursuit-v0"
+    camera_size: int = field(default=32, metadata=param(range=(8, 512)))
+    episode_s: float = field(default=8.0, metadata=param(range=(0.02, 600.0)))
+    subframes: int = field(default=1, metadata=param(range=(1, 10)))
+    num_envs: int = field(
+        default=4, metadata=param(range=(1, 256), description="SyncVectorEnv width")
+    )
+
+    def make_kwargs(self) -> dict[str, Any]:
+        return {
+            "camera_width": self.camera_size,
+            "camera_height": self.camera_size,
+            "episode_s": self.episode_s,
+            "subframes": self.subframes,
+        }
+
+
+def policy_env_settings(meta: Mapping[str, Any]) -> EnvSettings:
+    """The env a policy was trained for (its metadata's ``env``), defaults otherwise."""
+    return from_mapping(EnvSettings, meta.get("env", {}), source="policy metadata env")
+
+
+# ---- data ----------------------------------------------------------------------------------------
+@dataclass
+class Episode:
+    """One visited trajectory with the expert's labels (events as uint8 counts, clipped)."""
+
+    events: np.ndarray  # [T, C, H, W] uint8
+    proprio: np.ndarray  # [T, P] float32
+    expert: np.ndarray  # [T, A] float32
+    score: float  # normalized score of the executed (β-mixed) policy
+    beta: float
+
+    def __len__(self) -> int:
+        return len(self.expert)
+
+
+class EpisodeDataset:
+    """The aggregate DAgger data set: whole episodes, batched as padded ``[T, B, …]`` tensors."""
+
+    def __init__(self, episodes: Sequence[Episode] = ()) -> None:
+        self.episodes: list[Episode] = list(episodes)
+
+    def __len__(self) -> int:
+        return len(self.episodes)
+
+    def add(self, episodes: Sequence[Episode]) -> None:
+        self.episodes.extend(episodes)
+
+    @property
+    def steps(self) -> int:
+        return sum(len(e) for e in self.episodes)
+
+    def proprio_stats(self) -> tuple[Tensor, Tensor]:
+        allp = np.concatenate([e.proprio for e in self.episodes])
+        return torch.from_numpy(allp.mean(0)), torch.from_numpy(allp.std(0) + 1e-3)
+
+    def collate(
+        self, idx: Sequence[int], device: str | torch.device = "cpu", window: slice | None = None
+    ) -> dict[str, Tensor]:
+        """Episodes ``idx`` (optionally a time window) as ``events/proprio/expert/mask``."""
+        eps = [self.episodes[i] for i in idx]
+        window = window or slice(None)
+        parts = [(e.events[window], e.proprio[window], e.expert[window]) for e in eps]
+        t_max, b = max(len(p[2]) for p in parts), len(parts)
+        events = torch.zeros(t_max, b, *parts[0][0].shape[1:], dtype=torch.uint8)
+        proprio = torch.zeros(t_max, b, parts[0][1].shape[1])
+        expert = torch.zeros(t_max, b, parts[0][2].shape[1])
+        mask = torch.zeros(t_max, b)
+        for j, (ev, pr, ex) in enumerate(parts):
+            n = len(ex)
+            events[:n, j] = torch.from_numpy(ev)
+            proprio[:n, j] = torch.from_numpy(pr)
+            expert[:n, j] = torch.from_numpy(ex)
+            mask[:n, j] = 1.0
+        out = {"events": events, "proprio": proprio, "expert": expert, "mask": mask}
+        return {k: v.to(device) for k, v in out.items()}
+
+    def save(self, path: str | Path) -> None:
+        """One ``.npz`` (no pickle), written atomically."""
+        arrays: dict[str, np.ndarray] = {}
+        for i, e in enumerate(self.episodes):
+            arrays[f"{i}.events"], arrays[f"{i}.proprio"] = e.events, e.proprio
+            arrays[f"{i}.expert"], arrays[f"{i}.info"] = e.expert, np.array([e.score, e.beta])
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
+        os.close(fd)
+        try:
+            np.savez_compressed(tmp, **arrays)
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    @classmethod
+    def load(cls, path: str | Path) -> EpisodeDataset:
+        with np.load(path, allow_pickle=False) as z:
+            n = len({k.split(".")[0] for k in z.files})
+            return cls(
+                [
+                    Episode(
+                        z[f"{i}.events"],
+                        z[f"{i}.proprio"],
+                        z[f"{i}.expert"],
+                        float(z[f"{i}.info"][0]),
+                        float(z[f"{i}.info"][1]),
+                    )
+                    for i in range(n)
+                ]
+            )
+
+
+# ---- envs and rollouts ---------------------------------------------------------------------------
+def config_from_env(env: Any, **overrides: Any) -> PolicyConfig:
+    """A :class:`PolicyConfig` whose input shapes match a sim env's observation space."""
+    space = env.observation_space
+    return dataclasses.replace(
+        PolicyConfig(),
+        event_shape=list(space["events"].shape),
+        proprio_size=int(space["proprio"].shape[0]),
+        action_size=int(env.action_space.shape[0]),
+        **overrides,
+    )
+
+
+def make_envs(
+    settings: EnvSettings, num_envs: int | None = None, shift: str | None = None
+) -> gym.vector.SyncVectorEnv:
+    """A ``SyncVectorEnv`` (Sync beats Async on 2 cores, DESIGN §10) without autoreset."""
+    n = num_envs or settings.num_envs
+    kwargs = {**settings.make_kwargs(), "shift": shift}
+    return gym.vector.SyncVectorEnv(
+        [lambda: gym.make(settings.env_id, **kwargs) for _ in range(n)],
+        autoreset_mode=gym.vector.AutoresetMode.DISABLED,
+    )
+
+
+@torch.no_grad()
+def collect_episodes(
+    envs: Any,
+    policy: HybridPolicy | None,
+    seeds: Sequence[int],
+    beta: float = 1.0,
+    rng: np.random.Generator | None = None,
+    masks_fn: Callable[[], Sequence[Tensor] | None] | None = None,
+    record: bool = True,
+    on_step: Callable[[dict[str, np.ndarray]], None] | None = None,
+) -> tuple[list[Episode], list[dict[str, float]]]:
+    """Run one episode per seed (``len(seeds)`` a multiple of the vector width).
+
+    Per env and step the expert acts with probability ``beta``, the student otherwise
+    (``policy=None``: expert only); the expert labels every visited state.  ``masks_fn``
+    gives the student's unit masks per group of ``num_envs`` episodes (None: its own).
+    ``on_step(obs)`` sees every observation the policy sees.  Returns the recorded
+    episodes and each episode's ``info["episode_metrics"]`` (+ ``return``,
+    ``expert_fraction``).
+    """
+    rng = rng if rng is not None else np.random.default_rng(0)
+    n = envs.num_envs
+    if len(seeds) % n:
+        raise ValueError(f"len(seeds)={len(seeds)} must be a multiple of num_envs={n}")
+    if policy is None and beta < 1.0:
+        raise ValueError("beta < 1 needs a student policy")
+    device = next(policy.parameters()).device if policy is not None else torch.device("cpu")
+    was_training = policy.training if policy is not None else False
+    if policy is not None:
+        policy.eval()
+    episodes: list[Episode] = []
+    metrics: list[dict[str, float]] = []
+    for k in range(0, len(seeds), n):
+        obs, _ = envs.reset(seed=[int(s) for s in seeds[k : k + n]])
+        masks = masks_fn() if (masks_fn is not None and policy is not None) else None
+        state = policy.initial_state(n, device) if policy is not None else None
+        buf: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        alive = np.ones(n, bool)
+        length, ret, by_expert = np.zeros(n, int), np.zeros(n), np.zeros(n)
+        ep_metrics: list[dict[str, float]] = [{} for _ in range(n)]
+        while alive.any():
+            expert = np.stack(envs.call("expert_action")).astype(np.float32)
+            if record:
+                events_u8 = np.clip(obs["events"], 0, 255).astype(np.uint8)
+                buf.append((events_u8, obs["proprio"].copy(), expert))
+            if on_step is not None:
+                on_step(obs)
+            action, use_expert = expert, np.ones(n, bool)
+            if policy is not None:
+                ev = torch.as_tensor(obs["events"], device=device)
+                pr = torch.as_tensor(obs["proprio"], device=device)
+                student, state = policy.step(ev, pr, state, masks)
+                use_expert = rng.random(n) < beta
+                action = np.where(use_expert[:, None], expert, student.cpu().numpy())
+            obs, reward, term, trunc, info = envs.step(action.astype(np.float32))
+            length += alive
+            ret += reward * alive
+            by_expert += use_expert * alive
+            done = (term | trunc) & alive
+            for j in np.flatnonzero(done):
+                m = {
+                    key: float(v[j]) for key, v in info["episode_metrics"].items() if key[0] != "_"
+                }
+                m.update(expert_fraction=by_expert[j] / length[j], length=float(length[j]))
+                m["return"] = float(ret[j])
+                ep_metrics[j] = m
+            alive &= ~done
+        metrics += ep_metrics
+        if record:
+            for j in range(n):
+                t = length[j]
+                episodes.append(
+                    Episode(
+                        events=np.stack([b[0][j] for b in buf[:t]]),
+                        proprio=np.stack([b[1][j] for b in buf[:t]]).astype(np.float32),
+                        expert=np.stack([b[2][j] for b in buf[:t]]),
+                        score=ep_metrics[j]["normalized_score"],
+                        beta=beta,
+                    )
+                )
+    if policy is not None:
+        policy.train(was_training)
+    return episodes, metrics
+
+
+def episode_seeds(seed: int, start: int, count: int) -> list[int]:
+    """Training world seeds: disjoint per run seed (below 10⁹; evaluation uses 2·10⁹ up)."""
+    return [(seed * 10_000_000 + start + i) % 1_000_000_000 for i in range(count)]
+
+
+def round_up(n: int, k: int) -> int:
+    """``n`` rounded up to a multiple of ``k`` (whole batches of ``k`` envs)."""
+    return -(-n // k) * k
+
+
+def summarize_episodes(metrics: list[dict[str, float]]) -> dict[str, float]:
+    """Mean of every episode metric, plus ``score`` / ``score_std`` (normalized score)."""
+    keys = [k for k in metrics[0] if all(k in m for m in metrics)]
+    out = {k: float(np.mean([m[k] for m in metrics])) for k in keys}
+    scores = [m["normalized_score"] for m in metrics]
+    out["score"] = float(np.mean(scores))
+    out["score_std"] = float(np.std(scores))
+    return out

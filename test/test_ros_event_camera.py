@@ -255,3 +255,23 @@ def test_event_packet_source_needs_event_camera_msgs(ros_context):
             namespace="evc_packet",
             parameter_overrides=[Parameter("source", value="event_packet")],
         )
+
+
+def test_times_no_stamp_can_carry_are_dropped_not_published(ros_context, spin):
+    """An image stamped before 1970 and events mapped past 2038 are dropped and counted:
+    they would otherwise reach ``us_to_stamp`` in the publish timer and stop the node."""
+    rig = Rig(ros_context, spin, "evc_time", source="sim", width=64, height=48, packet_ms=10.0)
+    bad = image_msg(moving_bar(0), 1_000_000)
+    bad.header.stamp.sec = -5
+    rig.node._on_image(bad)
+    late = random_events(20, seed=4)
+    late["t"] += (2**31) * 1_000_000  # past what a builtin_interfaces/Time holds
+    assert "outside" in rig.node.stream.push(late)
+    pub = rig.publisher(Image, "image")
+    for k in range(3):  # the node keeps going on good input
+        pub.publish(image_msg(moving_bar(k), 2_000_000 + 10_000 * k))
+        rig.run_for(0.03)
+    assert spin(rig.ex, lambda: rig.received().size > 0, 5.0)
+    c = rig.node.stream.counters
+    assert c.dropped_bad_time == 1 and c.dropped_malformed == 1
+    assert rig.received()["t"].max() <= 2_020_000

@@ -1,4 +1,8 @@
-"""Closed-loop evaluation, sweeps (CSV/JSON/MD/PNG), ``hsc eval/sweep``, the shipped policy."""
+"""Closed-loop evaluation, sweeps (CSV/JSON/MD/PNG), ``hsc eval/sweep``, the shipped policy.
+
+The CLI tests evaluate at the tiny policy's own 1 s training episodes (``--episode-s
+policy``); the 20 s default is checked in ``test_training_baselines.py`` without rollouts.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import torch
 from hybrid_snn_control.cli import main
 from hybrid_snn_control.config import to_mapping
 from hybrid_snn_control.policy import default_policy_path, load_default_policy, save_policy
-from hybrid_snn_control.training.evaluate import ROW_FIELDS, evaluate_expert, evaluate_policy
+from hybrid_snn_control.training.evaluate import ROW_FIELDS, evaluate_baseline, evaluate_policy
 from hybrid_snn_control.training.imitation import ImitationConfig, ImitationTask, PolicySettings
 from hybrid_snn_control.training.rollout import EnvSettings, make_envs, policy_env_settings
 
@@ -55,8 +59,10 @@ def test_evaluate_policy_row_has_score_cost_and_latency(tiny_policy):
     assert policy.spiking_ratio == 0.5  # restored after evaluation
     again = evaluate_policy(policy, TINY_ENV, 0.0, None, episodes=2, seed=0)
     assert again["score"] == rows[0.0]["score"]  # same worlds, deterministic policy
-    expert = evaluate_expert(TINY_ENV, "dim", episodes=2, seed=0)
+    assert again["episode_seeds"] == rows[1.0]["episode_seeds"] and again["episode_s"] == 1.0
+    expert = evaluate_baseline("expert", TINY_ENV, "dim", episodes=2, seed=0)
     assert expert["shift"] == "dim" and expert["score"] > 0.8 and expert["macs_per_step"] is None
+    assert expert["episode_seeds"] == again["episode_seeds"]  # the same worlds
 
 
 def test_sweep_writes_csv_json_markdown_and_plots(tiny_policy, tmp_path, capsys):
@@ -64,32 +70,75 @@ def test_sweep_writes_csv_json_markdown_and_plots(tiny_policy, tmp_path, capsys)
     out = tmp_path / "sweep"
     args = ["sweep", "--model", f"hybrid={path}", "--model", f"restored@1={path}"]
     args += ["--ratios", "0", "1", "--shifts", "nominal", "dim", "--seeds", "0", "1"]
-    assert main([*args, "--episodes", "1", "--out", str(out)]) == 0
+    assert main([*args, "--episodes", "2", "--episode-s", "policy", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
     with (out / "sweep.csv").open() as f:
         rows = list(csv.DictReader(f))
-    # expert 2 shifts x 2 seeds, hybrid 2 ratios x 2 x 2, restored 1 ratio x 2 x 2
-    assert len(rows) == 4 + 8 + 4
-    assert set(ROW_FIELDS) <= set(rows[0])
+    # expert + zero_action 2 shifts x 2 seeds, hybrid 2 ratios x 2 x 2, restored 1 ratio x 2 x 2
+    assert len(rows) == 8 + 8 + 4
+    assert set(ROW_FIELDS) <= set(rows[0]) and all(r["episode_s"] == "1.0" for r in rows)
     blob = json.loads((out / "sweep.json").read_text())
     agg = {(a["model"], a["ratio"], a["shift"]): a for a in blob["aggregate"]}
     assert agg[("hybrid", 0.0, "dim")]["seeds"] == 2 and "robustness" in agg[("hybrid", 0.0, "dim")]
+    # gap closed beside the score: 1 for the expert and 0 for the floor on every world
+    for row in blob["rows"]:
+        defined = [g for g in row["episode_gap_closed"] if g is not None]
+        assert len(row["episode_scores"]) == 2 and row["gap_worlds"] == len(defined)
+        if row["model"] in ("expert", "zero_action"):
+            assert defined == [float(row["model"] == "expert")] * len(defined)
+    assert all(r["gap_closed"] != "" for r in rows)  # every world has a defined gap here
+    # paired with zero_action on the same worlds: 2 seeds x 2 episodes pooled
+    paired = {(p["model"], p["ratio"], p["shift"]): p for p in blob["paired"]}
+    assert "zero_action" not in {k[0] for k in paired}
+    p = paired[("hybrid", 1.0, "nominal")]
+    assert p["worlds"] == 4 and p["seeds"] == 2
+    assert p["score_diff_lo"] <= p["score_diff"] <= p["score_diff_hi"]
+    assert p["score_diff_mde"] > 0
+    zero = {
+        (r["seed"], s): x
+        for r in blob["rows"]
+        if r["model"] == "zero_action" and r["shift"] == "nominal"
+        for s, x in zip(r["episode_seeds"], r["episode_scores"])
+    }
+    diffs = [
+        x - zero[(r["seed"], s)]
+        for r in blob["rows"]
+        if (r["model"], r["ratio"], r["shift"]) == ("hybrid", 1.0, "nominal")
+        for s, x in zip(r["episode_seeds"], r["episode_scores"])
+    ]
+    assert p["score_diff"] == pytest.approx(sum(diffs) / 4)
     md = (out / "sweep.md").read_text()
     assert "| hybrid | 0 |" in md and "Hot swap" in md and "| 1 |" in md
+    assert "nominal gap closed" in md and "| expert | – | " in md and "| zero_action | – |" in md
+    assert "Paired with `zero_action`" in md and "| hybrid | 1 | nominal | 4 |" in md
+    assert "hybrid r=1 nominal vs zero_action, 4 worlds (2 seeds): Δscore" in printed
     for png in ("score_vs_ratio.png", "cost_vs_ratio.png", "robustness_vs_ratio.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # merging two sweeps gives the union of their rows
     assert main(["sweep", "--merge", str(out), str(out), "--out", str(tmp_path / "m")]) == 0
-    assert len(json.loads((tmp_path / "m" / "sweep.json").read_text())["rows"]) == 32
+    merged = json.loads((tmp_path / "m" / "sweep.json").read_text())
+    assert len(merged["rows"]) == 40 and merged["paired"]
 
 
 def test_hsc_eval_json_and_bad_input(tiny_policy, capsys):
     _, path = tiny_policy
     assert main(["eval", "--checkpoint", str(path), "--ratio", "0.25", "--episodes", "2",
-                 "--expert", "--json"]) == 0  # fmt: skip
-    policy_row, expert_row = json.loads(capsys.readouterr().out)
-    assert policy_row["ratio"] == 0.25 and expert_row["model"] == "expert"
+                 "--episode-s", "policy", "--json"]) == 0  # fmt: skip
+    blob = json.loads(capsys.readouterr().out)
+    policy_row, expert_row, zero_row = blob["rows"]
+    assert policy_row["ratio"] == 0.25 and policy_row["episode_s"] == 1.0
+    assert (expert_row["model"], zero_row["model"]) == ("expert", "zero_action")
+    assert (expert_row["gap_closed"], zero_row["gap_closed"]) == (1.0, 0.0)
+    (paired,) = blob["paired"]
+    assert paired["model"] == "tiny" and paired["worlds"] == 2
+    assert main(["eval", "--checkpoint", str(path), "--episodes", "1", "--episode-s", "0.5",
+                 "--no-baselines"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert out.startswith("0.5 s episodes") and "tiny: ratio 0.5" in out and "expert" not in out
     assert main(["eval", "--checkpoint", str(path), "--shift", "moon"]) == 2
     assert "unknown shift" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: not seconds, not 'policy'
+        main(["eval", "--checkpoint", str(path), "--episode-s", "long"])
 
 
 def test_shipped_policy_loads_and_carries_its_ranking():

@@ -27,7 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     ex.add_argument("--checkpoint", required=True, help="policy .safetensors (save_policy)")
     ex.add_argument("--format", choices=EXPORT_FORMATS, default="onnx")
-    ex.add_argument("--out", default=None, help="output file (default: beside the checkpoint)")
+    ex.add_argument(
+        "--out",
+        default=None,
+        help="output file (default: <checkpoint name>.<format> in the working directory)",
+    )
     ex.add_argument("--fp16", action="store_true", help="half-precision weights and I/O")
     ex.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ex.add_argument(
@@ -71,11 +75,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     be.set_defaults(func=run_bench_cmd)
 
 
+def default_export_path(checkpoint: Path, fmt: str) -> Path:
+    """``<checkpoint stem>.<format suffix>`` in the working directory: beside the checkpoint
+    would write into the installed package for the shipped policy (site-packages)."""
+    return Path.cwd() / checkpoint.with_suffix(SUFFIX[fmt]).name
+
+
 def run_export(args: argparse.Namespace) -> int:
-    ckpt = Path(args.checkpoint)
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"checkpoint {ckpt} does not exist")
-    out = Path(args.out) if args.out else ckpt.with_suffix(SUFFIX[args.format])
+    from hybrid_snn_control.deploy.runtime import require_policy_file
+
+    ckpt = require_policy_file(args.checkpoint, "checkpoint")
+    out = Path(args.out) if args.out else default_export_path(ckpt, args.format)
     if args.format == "nir":
         from hybrid_snn_control.deploy.nir_export import NIRExportError, export_nir_checkpoint
 
@@ -115,9 +125,9 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_bench_cmd(args: argparse.Namespace) -> int:
     from hybrid_snn_control.deploy.bench import format_table, run_bench
+    from hybrid_snn_control.deploy.runtime import require_policy_file
 
-    if not Path(args.checkpoint).is_file():
-        raise FileNotFoundError(f"checkpoint {args.checkpoint} does not exist")
+    require_policy_file(args.checkpoint, "checkpoint")
     result = run_bench(
         args.checkpoint,
         backends=tuple(args.backends),

@@ -12,6 +12,11 @@
     hsc eval --checkpoint runs/p/policy.safetensors --ratio 0.25 --shift dim --episodes 8
     hsc sweep --model hybrid=runs/p/policy.safetensors --shifts nominal dim flicker slippery
 
+Evaluation runs the built-in ``expert`` and ``zero_action`` models on the same worlds
+(``--no-baselines`` skips them), reports each model's gap closed and its paired difference
+with ``zero_action`` (95 % bootstrap CI), and uses the env's default episode length (20 s
+on pursuit; ``--episode-s SECONDS``, or ``--episode-s policy`` for the training length).
+
 Settings: section ``hsc_imitation`` of the parameter file (``--set key=value`` for any
 field, dotted for nested ones: ``--set env.camera_size=48 --set hstnn.adapt_steps=300``).
 """
@@ -61,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--shift", default="nominal", help="nominal or a held-out shift name")
     e.add_argument("--episodes", type=int, default=8)
     e.add_argument("--seed", type=int, default=0, help="evaluation worlds")
-    e.add_argument("--expert", action="store_true", help="also score the expert on the same worlds")
+    _add_eval_world_args(e)
     e.add_argument(
         "--online-plasticity",
         action="store_true",
@@ -91,7 +96,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--episodes", type=int, default=4, help="episodes per (model, ratio, shift, seed)"
     )
     s.add_argument("--main", default="hybrid", help="the model drawn as lines")
-    s.add_argument("--no-expert", action="store_true")
+    _add_eval_world_args(s)
     s.add_argument("--out", default="sweep", help="output directory")
     s.add_argument(
         "--merge",
@@ -102,6 +107,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     s.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     s.set_defaults(func=run_sweep)
+
+
+def _episode_s(text: str) -> float | str:
+    """``--episode-s``: seconds, or ``policy`` (the policy's training episode length)."""
+    if text == "policy":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0 or 'policy', got {text!r}")
+    return value
+
+
+def _add_eval_world_args(p: argparse.ArgumentParser) -> None:
+    """The options ``hsc eval`` and ``hsc sweep`` share: episode length, the baselines."""
+    p.add_argument(
+        "--episode-s",
+        type=_episode_s,
+        default=None,
+        metavar="SECONDS|policy",
+        help="episode length (default: the env's, 20 s on pursuit; 'policy': the length "
+        "the policy was trained on)",
+    )
+    p.add_argument(
+        "--no-baselines",
+        "--no-expert",
+        dest="no_baselines",
+        action="store_true",
+        help="skip the built-in expert and zero_action models (no gap closed, no paired CI)",
+    )
 
 
 def _threads(args: argparse.Namespace) -> None:
@@ -167,13 +204,19 @@ def _load(path: str | None, device: str = "cpu"):
 
 def run_eval(args: argparse.Namespace) -> int:
     _threads(args)
-    from hybrid_snn_control.training.evaluate import evaluate_expert, evaluate_policy
-    from hybrid_snn_control.training.rollout import policy_env_settings
+    from hybrid_snn_control.training.evaluate import (
+        BASELINE_MODELS,
+        evaluate_baseline,
+        evaluate_policy,
+        evaluation_settings,
+    )
+    from hybrid_snn_control.training.stats import paired_vs_baseline, with_gap_closed
+    from hybrid_snn_control.training.sweep import paired_line
 
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     policy, meta = _load(args.checkpoint, args.device)
-    settings = policy_env_settings(meta)
+    settings = evaluation_settings(meta, args.episode_s)
     shift = None if args.shift == "nominal" else args.shift
     rows = [
         evaluate_policy(
@@ -188,15 +231,24 @@ def run_eval(args: argparse.Namespace) -> int:
         )
     ]
     rows[0]["model"] = Path(args.checkpoint).stem if args.checkpoint else "default"
-    if args.expert:
-        rows.append(evaluate_expert(settings, shift, args.episodes, args.seed))
+    paired = []
+    if not args.no_baselines:  # the same worlds; the policy's paired line vs the floor
+        rows += [
+            evaluate_baseline(name, settings, shift, args.episodes, args.seed)
+            for name in BASELINE_MODELS
+        ]
+        rows = with_gap_closed(rows)
+        paired = [p for p in paired_vs_baseline(rows) if p["model"] not in BASELINE_MODELS]
     if args.json:
-        print(json.dumps(rows if args.expert else rows[0]))
+        print(json.dumps(rows[0] if args.no_baselines else {"rows": rows, "paired": paired}))
         return 0
+    print(f"{settings.episode_s:g} s episodes, evaluation seed {args.seed}")
     for row in rows:
         r = "-" if row["ratio"] is None else f"{row['ratio']:g}"
         line = f"{row['model']}: ratio {r}, shift {row['shift']}, {row['episodes']} episodes: "
         line += f"score {row['score']:.3f} ± {row['score_std']:.3f}"
+        if row.get("gap_closed") is not None:
+            line += f", gap closed {row['gap_closed']:.2f} ± {row['gap_closed_std']:.2f}"
         if row.get("macs_per_step") is not None:
             line += (
                 f", SynOps/step {row['synops_per_step']:.0f}, MACs/step {row['macs_per_step']:.0f}"
@@ -206,6 +258,8 @@ def run_eval(args: argparse.Namespace) -> int:
         if row.get("online_plasticity"):
             line += f", online plasticity: recurrent weights moved {row['w_rec_drift']:.2%}"
         print(line)
+    for p in paired:
+        print(paired_line(p))
     return 0
 
 
@@ -214,8 +268,15 @@ def run_sweep(args: argparse.Namespace) -> int:
     _threads(args)
     from hybrid_snn_control.policy import load_policy
     from hybrid_snn_control.policy.shipped import default_policy_path
-    from hybrid_snn_control.training.rollout import policy_env_settings
-    from hybrid_snn_control.training.sweep import SweepEntry, parse_entry, run_sweep, write_outputs
+    from hybrid_snn_control.training.evaluate import evaluation_settings
+    from hybrid_snn_control.training.stats import paired_vs_baseline, with_gap_closed
+    from hybrid_snn_control.training.sweep import (
+        SweepEntry,
+        paired_line,
+        parse_entry,
+        run_sweep,
+        write_outputs,
+    )
 
     if args.merge:
         rows, infos = [], []
@@ -224,6 +285,8 @@ def run_sweep(args: argparse.Namespace) -> int:
             rows += blob["rows"]
             infos.append(blob.get("settings", {}))
         paths = write_outputs(rows, args.out, {"merged": args.merge, "parts": infos}, args.main)
+        for p in paired_vs_baseline(with_gap_closed(rows)):
+            print(paired_line(p))
         for p in paths.values():
             print(f"wrote {p}")
         return 0
@@ -231,7 +294,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         SweepEntry("hybrid", [str(default_policy_path())])
     ]
     _, meta = load_policy(entries[0].paths[0])
-    settings = policy_env_settings(meta)
+    settings = evaluation_settings(meta, args.episode_s)
     t0 = time.perf_counter()
     rows = run_sweep(
         entries,
@@ -240,7 +303,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         args.shifts,
         args.seeds,
         args.episodes,
-        expert=not args.no_expert,
+        baselines=not args.no_baselines,
     )
     info = {
         "models": [vars(e) for e in entries],
@@ -248,10 +311,13 @@ def run_sweep(args: argparse.Namespace) -> int:
         "shifts": args.shifts,
         "seeds": args.seeds,
         "episodes": args.episodes,
-        "env": meta.get("env", {}),
+        "env": vars(settings),
+        "policy_env": meta.get("env", {}),
         "sweep_wall_s": time.perf_counter() - t0,
     }
     paths = write_outputs(rows, args.out, info, main=args.main)
+    for p in paired_vs_baseline(rows):
+        print(paired_line(p))
     for p in paths.values():
         print(f"wrote {p}")
     return 0

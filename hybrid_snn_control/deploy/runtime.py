@@ -45,12 +45,39 @@ TORCHSCRIPT_SUFFIXES = (".pt", ".ts", ".torchscript", ".jit")
 __all__ = [
     "BACKENDS",
     "OnnxRuntimeRuntime",
+    "PolicyFileError",
     "PolicyRuntime",
     "StepCost",
     "TorchRuntime",
     "TorchScriptRuntime",
     "load_runtime",
+    "require_policy_file",
 ]
+
+
+class PolicyFileError(ValueError):
+    """A policy file exists but cannot be loaded; the message names the file and why."""
+
+
+def require_policy_file(path: str | Path, what: str = "policy file") -> Path:
+    """``path`` if it is a file; ``FileNotFoundError`` if absent, :class:`PolicyFileError`
+    if it is a directory (a directory "does not exist" would send the user looking
+    for a typo)."""
+    path = Path(path)
+    if path.is_dir():
+        raise PolicyFileError(f"{what} {path} is a directory, expected a file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    return path
+
+
+def _load_failed(path: Path, exc: BaseException) -> PolicyFileError:
+    """One clear line for whatever a loader raised (protobuf, zip, permission errors …)."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    reason = " ".join(reason.split())
+    if len(reason) > 300:
+        reason = reason[:300] + " …"
+    return PolicyFileError(f"could not load {path}: {reason or type(exc).__name__}")
 
 
 @dataclass
@@ -396,9 +423,7 @@ def load_runtime(
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"policy file {path} does not exist")
+    path = require_policy_file(path)
     is_checkpoint = path.suffix == ".safetensors"
     if backend == "onnxruntime":
         if is_checkpoint:
@@ -408,8 +433,11 @@ def load_runtime(
             model = onnx_bytes(graph, exporter="torchscript")
             session = ort_session(model, threads, device, providers)
         elif path.suffix == ".onnx":
-            session = ort_session(path, threads, device, providers)
-            meta = session_metadata(session, path)
+            try:
+                session = ort_session(path, threads, device, providers)
+                meta = session_metadata(session, path)
+            except Exception as exc:  # noqa: BLE001 - ORT raises its own types (InvalidProtobuf …)
+                raise _load_failed(path, exc) from None
         else:
             raise ValueError(f"backend onnxruntime needs a .onnx or .safetensors file, got {path}")
         return OnnxRuntimeRuntime(session, meta, batch_size, spiking_ratio)
@@ -436,10 +464,13 @@ def load_runtime(
         module = trace_torchscript(graph)
     elif path.suffix in TORCHSCRIPT_SUFFIXES:
         extra = {f"{META_KEY}.json": ""}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates jit
-            module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
-        meta = json.loads(extra[f"{META_KEY}.json"])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates jit
+                module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+            meta = json.loads(extra[f"{META_KEY}.json"])
+        except Exception as exc:  # noqa: BLE001 - a zip/pickle RuntimeError, a bad JSON …
+            raise _load_failed(path, exc) from None
     else:
         raise ValueError(
             f"backend torchscript needs one of {TORCHSCRIPT_SUFFIXES} or .safetensors, got {path}"

@@ -21,6 +21,8 @@ and counted in a :class:`DecodeStats` (``strict=False``).
 
 from __future__ import annotations
 
+import math
+import reprlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,6 +100,28 @@ class DecodeStats:
         self.messages.append(what)
 
 
+def _byte_view(payload: Any, what: str) -> memoryview:
+    """``payload`` as a flat byte view; ``ValueError`` (not ``TypeError``) for anything that
+    is not a contiguous bytes-like object (a ``str``, ``None``, a strided array …)."""
+    if isinstance(payload, np.ndarray):  # any dtype, structured included: its raw bytes
+        payload = np.ascontiguousarray(payload).reshape(-1).view(np.uint8)
+    try:
+        return memoryview(payload).cast("B")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{what} payload must be bytes-like, got {type(payload).__name__} ({exc})"
+        ) from None
+
+
+def _as_int(value: Any, name: str) -> int:
+    """An integer argument of a decoder; ``ValueError`` for ``None``, strings, floats …"""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(
+            f"{name} must be an integer, got {type(value).__name__} {reprlib.repr(value)}"
+        )
+    return int(value)
+
+
 def _fail_or_count(strict: bool, stats: DecodeStats | None, msg: str) -> None:
     if strict:
         raise ValueError(msg)
@@ -106,14 +130,50 @@ def _fail_or_count(strict: bool, stats: DecodeStats | None, msg: str) -> None:
 
 
 # --------------------------------------------------------------------------- stamps
+#: The last microsecond a ``builtin_interfaces/Time`` can carry (``sec`` is an int32; rclpy
+#: wraps larger values to negative seconds instead of failing), 2038-01-19.
+MAX_STAMP_US = (2**31 - 1) * 1_000_000 + 999_999
+MAX_STAMP_NS = MAX_STAMP_US * 1000 + 999
+
+
+class EventTimeError(ValueError):
+    """Event or stamp times outside what a ROS stamp holds: dropped, never published."""
+
+
 def stamp_to_us(sec: int, nanosec: int) -> int:
-    """``builtin_interfaces/Time`` (sec, nanosec) -> integer microseconds (floor)."""
+    """``builtin_interfaces/Time`` (sec, nanosec) -> integer microseconds (floor).
+
+    Arithmetic only: :func:`check_times_us` says whether the result is a valid time.
+    """
     return int(sec) * 1_000_000 + int(nanosec) // 1000
 
 
+def check_times_us(events: np.ndarray, stamp_us: int | None = None) -> None:
+    """:class:`EventTimeError` unless ``stamp_us`` and every event time lie in
+    ``[0, MAX_STAMP_US]`` (what a command stamped with them can carry)."""
+    if stamp_us is not None and not 0 <= int(stamp_us) <= MAX_STAMP_US:
+        raise EventTimeError(f"stamp {int(stamp_us)} us is outside [0, {MAX_STAMP_US}] us")
+    if events.size:
+        t = events["t"]
+        lo, hi = int(t.min()), int(t.max())
+        if lo < 0 or hi > MAX_STAMP_US:
+            raise EventTimeError(
+                f"event times [{lo}, {hi}] us are outside [0, {MAX_STAMP_US}] us (1970..2038)"
+            )
+
+
 def us_to_stamp(t_us: int) -> tuple[int, int]:
-    """Integer microseconds -> ``(sec, nanosec)`` for a message header (exact)."""
-    sec, rem_us = divmod(int(t_us), 1_000_000)
+    """Integer microseconds -> ``(sec, nanosec)`` for a message header (exact).
+
+    ``ValueError`` outside ``[0, MAX_STAMP_US]``: such a time would be published as a
+    wrapped, negative ``sec`` (silent time corruption downstream).
+    """
+    t_us = int(t_us)
+    if not 0 <= t_us <= MAX_STAMP_US:
+        raise ValueError(
+            f"time {t_us} us is outside what a ROS stamp holds [0, {MAX_STAMP_US}] (1970..2038)"
+        )
+    sec, rem_us = divmod(t_us, 1_000_000)
     return sec, rem_us * 1000
 
 
@@ -173,14 +233,32 @@ def pointcloud2_decode(
     ``offset``, ``datatype``, ``count``.  ``t`` is read as ``t * t_scale_us`` microseconds
     after ``stamp_us`` (``t_scale_us`` default: 1 for integer ``t``, 1e6 for float ``t``,
     i.e. seconds).  ``p`` may be ±1 or 0/1.  Raises ``ValueError`` on missing fields,
-    unsupported types, fields outside ``point_step`` or a data size that does not match.
+    unsupported types, fields outside ``point_step``, a data size that does not match, or
+    arguments of the wrong type (never ``TypeError`` / ``OverflowError``).
     """
+    point_step = _as_int(point_step, "point_step")
+    stamp_us = _as_int(stamp_us, "stamp_us")
+    height = _as_int(height, "height")
+    width = None if width is None else _as_int(width, "width")
+    if not -(2**62) <= stamp_us <= 2**62:  # stamp + t would overflow int64
+        raise EventTimeError(f"stamp_us {stamp_us} is beyond ±2^62 us")
+    if t_scale_us is not None and not (
+        isinstance(t_scale_us, (int, float, np.integer, np.floating))
+        and math.isfinite(t_scale_us)
+        and t_scale_us > 0
+    ):
+        raise ValueError(f"t_scale_us must be a finite number > 0, got {reprlib.repr(t_scale_us)}")
     if point_step <= 0:
         raise ValueError(f"point_step must be positive; got {point_step}")
     by_name = {}
-    for f in fields:
-        name = _field_get(f, "name")
-        by_name[name] = f
+    try:
+        for f in fields:
+            by_name[_field_get(f, "name")] = f
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(
+            f"fields must be PointFields (name, offset, datatype, count), got "
+            f"{type(fields).__name__}: {exc}"
+        ) from None
     missing = [n for n in "xytp" if n not in by_name]
     if missing:
         raise ValueError(
@@ -190,11 +268,14 @@ def pointcloud2_decode(
     names, formats, offsets = [], [], []
     for n in "xytp":
         f = by_name[n]
-        dtype_code, offset, count = (
-            int(_field_get(f, "datatype")),
-            int(_field_get(f, "offset")),
-            int(_field_get(f, "count")),
-        )
+        try:
+            dtype_code, offset, count = (
+                int(_field_get(f, "datatype")),
+                int(_field_get(f, "offset")),
+                int(_field_get(f, "count")),
+            )
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+            raise ValueError(f"field {n}: datatype/offset/count unreadable: {exc}") from None
         if dtype_code not in _POINTFIELD_NUMPY:
             raise ValueError(f"field {n}: unsupported PointField datatype {dtype_code} (1..8)")
         if count != 1:
@@ -208,8 +289,8 @@ def pointcloud2_decode(
         names.append(n)
         formats.append(fmt)
         offsets.append(offset)
-    raw = memoryview(data).cast("B") if not isinstance(data, np.ndarray) else data.view(np.uint8)
-    nbytes = raw.nbytes if isinstance(raw, memoryview) else raw.size
+    raw = _byte_view(data, "PointCloud2")
+    nbytes = raw.nbytes
     if nbytes % point_step:
         raise ValueError(f"data size {nbytes} is not a multiple of point_step={point_step}")
     n_points = nbytes // point_step
@@ -246,7 +327,10 @@ def pointcloud2_decode(
             raise ValueError(f"field {n} holds NaN or infinite values")
     t = pts["t"]
     scale = (1e6 if t.dtype.kind == "f" else 1.0) if t_scale_us is None else t_scale_us
-    out["t"] = stamp_us + np.rint(t * scale).astype(np.int64)
+    t_us = np.rint(t * scale)
+    if n_points and not np.abs(t_us).max() < 2.0**62:  # the int64 cast would wrap silently
+        raise EventTimeError(f"field t holds times beyond ±2^62 us (max |t| = {np.abs(t).max():g})")
+    out["t"] = stamp_us + t_us.astype(np.int64)
     p = pts["p"]
     out["p"] = normalize_polarity(np.rint(p).astype(np.int64) if p.dtype.kind == "f" else p)
     return out
@@ -346,18 +430,25 @@ def mono_decode(
 ) -> np.ndarray:
     """Decode a ``mono`` payload into events (``t`` in µs = (time_base + dt) // 1000).
 
-    A length that is not a multiple of 8, or events outside ``sensor_size``, raise
-    ``ValueError`` (``strict``) or are dropped and counted in ``stats``.
+    A length that is not a multiple of 8, events outside ``sensor_size``, or a ``time_base``
+    whose events would lie outside ``[0, MAX_STAMP_US]`` raise ``ValueError`` (``strict``) or
+    are dropped and counted in ``stats``.  A payload that is not bytes-like raises
+    ``ValueError`` in both modes (there is nothing to count).
     """
-    raw = memoryview(payload).cast("B")
+    raw = _byte_view(payload, "mono")
+    tb = _as_int(time_base_ns, "time_base_ns")
     n, rest = divmod(raw.nbytes, 8)
     if rest:
         _fail_or_count(strict, stats, f"mono payload of {raw.nbytes} bytes is not a multiple of 8")
         if stats is not None:
             stats.dropped_bytes += rest
+    if not 0 <= tb <= MAX_STAMP_NS:  # beyond, tb + dt overflows int64 or wraps a stamp
+        _fail_or_count(strict, stats, f"mono time_base {tb} ns is outside [0, {MAX_STAMP_NS}]")
+        if stats is not None:
+            stats.dropped_events += n
+        return empty_events()
     w = np.frombuffer(raw, dtype=">u8" if is_bigendian else "<u8", count=n)
     out = np.empty(n, dtype=EVENT_DTYPE)
-    tb = int(time_base_ns)
     for i in range(0, n, _DECODE_CHUNK):  # chunks keep the intermediates in cache
         o, c = out[i : i + _DECODE_CHUNK], w[i : i + _DECODE_CHUNK]
         hi = (c >> np.uint64(32)).astype(np.uint32)
@@ -365,6 +456,14 @@ def mono_decode(
         o["x"] = hi.astype(np.uint16)
         o["y"] = (hi >> np.uint32(16)).astype(np.uint16) & np.uint16(0x7FFF)
         o["p"] = (hi >> np.uint32(31)).astype(np.int8) * np.int8(2) - np.int8(1)
+    # only a time_base within 4.29 s of the end can put events past it: skip the pass otherwise
+    late = out["t"] > MAX_STAMP_US if tb + 0xFFFFFFFF > MAX_STAMP_NS else None
+    n_late = 0 if late is None else int(np.count_nonzero(late))
+    if n_late:
+        _fail_or_count(strict, stats, f"mono: {n_late} events after {MAX_STAMP_US} us")
+        if stats is not None:
+            stats.dropped_events += n_late
+        out = out[~late]
     out = _drop_outside(out, sensor_size, strict, stats, "mono")
     if stats is not None:
         stats.events += out.size
@@ -431,7 +530,7 @@ def evt3_decode(
     or are counted in ``stats.unknown_words``.  An odd byte count drops the last byte.
     """
     st = state if state is not None else Evt3State()
-    raw = memoryview(payload).cast("B")
+    raw = _byte_view(payload, "evt3")
     n, rest = divmod(raw.nbytes, 2)
     if rest:
         _fail_or_count(strict, stats, f"evt3 payload of {raw.nbytes} bytes is odd (truncated)")

@@ -123,6 +123,8 @@ class HybridNetwork(nn.Module):
         )
         self.readout = None if readout_size is None else nn.Linear(2 * hidden_size, readout_size)
         self.output_size = 2 * hidden_size if readout_size is None else readout_size
+        #: size of the readout's input: spike-rate trace + recurrent state (2N)
+        self.feature_size = 2 * hidden_size
         # The current ratio travels in the state_dict; NaN means "redundant" (all units).
         self.register_buffer("ratio", torch.tensor(float("nan")))
         self.set_ratio(spiking_ratio)
@@ -280,15 +282,26 @@ class HybridNetwork(nn.Module):
         masks: Sequence[Tensor] | None = None,
     ) -> tuple[Tensor, HybridState]:
         """A time-first sequence ``[T, B, input_size]`` → ``([T, B, output_size], state)``."""
-        out, state, _ = self._sequence(x_seq, state, masks, keep_activity=False)
+        out, state, _, _ = self._sequence(x_seq, state, masks, keep_activity=False)
         return out, state
+
+    def forward_with_features(
+        self,
+        x_seq: Tensor,
+        state: HybridState | None = None,
+        masks: Sequence[Tensor] | None = None,
+    ) -> tuple[Tensor, HybridState, Tensor]:
+        """Like ``forward``, and also the readout's input ``[T, B, 2N]`` (spike-rate trace and
+        recurrent state): what training-only auxiliary heads read."""
+        out, state, _, features = self._sequence(x_seq, state, masks, keep_activity=False)
+        return out, state, features
 
     @torch.no_grad()
     def forward_with_activity(
         self, x_seq: Tensor, state: HybridState | None = None, masks=None
     ) -> tuple[Tensor, HybridState, HybridActivity]:
         """Like ``forward`` (no grad) and also return the :class:`HybridActivity`."""
-        out, state, activity = self._sequence(x_seq, state, masks, keep_activity=True)
+        out, state, activity, _ = self._sequence(x_seq, state, masks, keep_activity=True)
         return out, state, activity
 
     def _sequence(self, x_seq, state, masks, keep_activity: bool):
@@ -327,4 +340,4 @@ class HybridNetwork(nn.Module):
         activity = None
         if keep_activity:
             activity = HybridActivity(tuple(spikes), tuple(masks), (x_seq != 0).sum(-1))
-        return out, HybridState(tuple(layer_states), trace), activity
+        return out, HybridState(tuple(layer_states), trace), activity, features

@@ -69,8 +69,8 @@ def load_policy(
     path: str | Path, map_location: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Load a policy saved by :func:`save_policy` (a :class:`HybridPolicy`, or an
-    :class:`~.hrsnn_policy.HRSNNPolicy` for ``core: hrsnn``); mismatches are a
-    :class:`CheckpointError`."""
+    :class:`~.hrsnn_policy.HRSNNPolicy` for ``core: hrsnn``); mismatches and non-finite
+    weights are a :class:`CheckpointError`."""
     tensors, meta = load_checkpoint(path, map_location)
     if meta.get("kind") != "hybrid_policy":
         raise CheckpointError(f"{path} holds a '{meta.get('kind')}', not a hybrid_policy")
@@ -83,6 +83,7 @@ def load_policy(
     except ValueError as exc:
         raise CheckpointError(f"{path}: bad policy_config: {exc}") from None
     state = split_prefix(tensors, "model")
+    _refuse_non_finite(path, state)
     missing, unexpected = _diff(policy.state_dict(), state)
     if missing or unexpected:
         raise CheckpointError(
@@ -111,6 +112,23 @@ def load_hybrid_policy(
             "runtimes and NIR take hybrid policies only (run it with the torch backend)"
         )
     return policy, meta
+
+
+def _refuse_non_finite(path: str | Path, state: Mapping[str, Tensor]) -> None:
+    """A NaN / inf weight makes every action NaN: refuse the file at load (and so at export),
+    not at the robot's first step."""
+    bad = {
+        name: int((~torch.isfinite(t)).sum())
+        for name, t in state.items()
+        if t.is_floating_point() and not bool(torch.isfinite(t).all())
+    }
+    if bad:
+        listed = ", ".join(f"{k} ({n})" for k, n in list(bad.items())[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise CheckpointError(
+            f"{path} holds non-finite (NaN / inf) weights in {listed}{more}: "
+            "a diverged training run? refusing to load it"
+        )
 
 
 def _diff(expected: Mapping[str, Tensor], got: Mapping[str, Tensor]) -> tuple[list, list]:

@@ -99,8 +99,9 @@ def load_checkpoint(
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read and verify a checkpoint; return ``(tensors, metadata)``.
 
-    Raises :class:`CheckpointError` naming the file for: a missing file, bytes that are
-    not safetensors, a file not written by this package, or a hash mismatch.
+    Raises :class:`CheckpointError` naming the file for: a missing or unreadable file
+    (permissions), bytes that are not safetensors, a file not written by this package, an
+    unreadable format version, or a hash mismatch.
     """
     path = Path(path)
     try:
@@ -109,6 +110,8 @@ def load_checkpoint(
         raise CheckpointError(f"checkpoint {path} does not exist") from None
     except IsADirectoryError:
         raise CheckpointError(f"checkpoint {path} is a directory, expected a file") from None
+    except OSError as exc:  # permissions, I/O errors: the same one line, not a traceback
+        raise CheckpointError(f"could not load {path}: {exc.strerror or exc}") from None
     try:
         tensors = st_load(blob)
         header = _read_header(blob)
@@ -118,7 +121,14 @@ def load_checkpoint(
         ) from None
     if header.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path} was not written by hybrid_snn_control")
-    if int(header.get("format_version", "0")) > FORMAT_VERSION:
+    try:
+        version = int(header.get("format_version", "0"))
+    except (TypeError, ValueError):
+        raise CheckpointError(
+            f"checkpoint {path} has an unreadable format version "
+            f"{str(header.get('format_version'))[:40]!r} (expected an integer)"
+        ) from None
+    if version > FORMAT_VERSION:
         raise CheckpointError(
             f"checkpoint {path} has format version {header['format_version']}, "
             f"this package reads up to {FORMAT_VERSION}: upgrade hybrid_snn_control"
@@ -143,7 +153,9 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, str]:
     sha256 and format fields; :func:`load_checkpoint` verifies)."""
     try:
         return _read_header(Path(path).read_bytes())
-    except (OSError, ValueError, json.JSONDecodeError) as exc:
+    except OSError as exc:
+        raise CheckpointError(f"could not load {path}: {exc.strerror or exc}") from None
+    except (ValueError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"could not read checkpoint {path}: {exc}") from None
 
 
@@ -153,7 +165,11 @@ def _read_header(blob: bytes) -> dict[str, str]:
     n = int.from_bytes(blob[:8], "little")
     if n > len(blob) - 8:
         raise ValueError("header length exceeds file size")
-    return json.loads(blob[8 : 8 + n]).get("__metadata__", {})
+    header = json.loads(blob[8 : 8 + n])
+    meta = header.get("__metadata__", {}) if isinstance(header, dict) else None
+    if not isinstance(meta, dict):
+        raise ValueError("safetensors header is not a JSON object with a __metadata__ map")
+    return meta
 
 
 def split_prefix(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -227,6 +227,20 @@ class HybridPolicy(PolicyInput):
         out, state = self.core(self.features(events, proprio), state, masks)
         return torch.tanh(out), state
 
+    def forward_with_features(
+        self,
+        events: Tensor,
+        proprio: Tensor,
+        state: HybridState | None = None,
+        masks: Sequence[Tensor] | None = None,
+    ) -> tuple[Tensor, HybridState, Tensor]:
+        """:meth:`forward` plus the core's readout input ``[T, B, 2N]`` (for training-only
+        auxiliary heads; the deployed step never computes them)."""
+        out, state, feats = self.core.forward_with_features(
+            self.features(events, proprio), state, masks
+        )
+        return torch.tanh(out), state, feats
+
     @torch.no_grad()
     def step_with_efficiency(
         self, events: Tensor, proprio: Tensor, state: HybridState | None = None

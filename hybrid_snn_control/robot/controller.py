@@ -11,6 +11,12 @@ One control step is::
 same code with numpy arrays, and ``hsc demo`` / the closed-loop test compare it with a
 direct gym rollout of the same controller.
 
+Input is never trusted: packets whose events fall outside the sensor or whose times a ROS
+stamp cannot carry are dropped whole and counted; non-finite inputs to the step are zeroed
+(= missing) and counted; a non-finite action, whatever its cause, becomes a zero command,
+is counted and clears the recurrent state it would otherwise poison for good — the node
+keeps running (:mod:`hybrid_snn_control.robot.proprio` validates the sensor readings).
+
 The controller holds one runtime (:mod:`hybrid_snn_control.deploy.runtime`: ``torch``,
 ``torchscript`` or ``onnxruntime``), which owns the ratio, the recurrent state and the
 cost; the controller adds the robot: the :class:`~hybrid_snn_control.policy.config.RobotSpec`
@@ -33,8 +39,9 @@ from typing import Any
 import numpy as np
 
 from hybrid_snn_control.config import from_mapping
-from hybrid_snn_control.deploy.runtime import StepCost, load_runtime
+from hybrid_snn_control.deploy.runtime import StepCost, load_runtime, require_policy_file
 from hybrid_snn_control.events.arrays import EVENT_DTYPE
+from hybrid_snn_control.events.codecs import EventTimeError, check_times_us
 from hybrid_snn_control.policy.config import RobotSpec
 
 __all__ = [
@@ -88,8 +95,10 @@ class EventAccumulator:
 
     ``push`` adds a decoded packet with one ``np.bincount`` (the layout of
     ``events.encoders.event_frame`` and of the sim env's ``events`` observation); packets
-    with events outside the sensor are dropped whole and counted.  ``take`` returns the
-    frame and the newest event time, and starts the next window.
+    with events outside the sensor (``dropped_outside_sensor``) or with times a ROS stamp
+    cannot carry (``dropped_bad_time``: before 1970, after 2038) are dropped whole and
+    counted.  ``take`` returns the frame and the newest event time, and starts the next
+    window.
     """
 
     def __init__(self, width: int, height: int) -> None:
@@ -101,6 +110,8 @@ class EventAccumulator:
         self.newest_t_us: int | None = None
         self.packets = 0
         self.dropped_packets = 0
+        self.dropped_outside_sensor = 0
+        self.dropped_bad_time = 0
 
     def push(self, events: np.ndarray, stamp_us: int | None = None) -> str | None:
         """Add one packet; returns why it was dropped (None: accepted).
@@ -111,10 +122,17 @@ class EventAccumulator:
         if not isinstance(events, np.ndarray) or events.dtype != EVENT_DTYPE:
             self.dropped_packets += 1
             return f"events must be an EVENT_DTYPE array, got {getattr(events, 'dtype', events)}"
+        try:  # the newest time stamps the command: a wrapped stamp must never come of it
+            check_times_us(events, stamp_us if not events.size else None)
+        except EventTimeError as exc:
+            self.dropped_packets += 1
+            self.dropped_bad_time += 1
+            return str(exc)
         if events.size:
             x_max, y_max = int(events["x"].max()), int(events["y"].max())
             if x_max >= self.width or y_max >= self.height:
                 self.dropped_packets += 1
+                self.dropped_outside_sensor += 1
                 return (
                     f"events outside the policy's {self.width}x{self.height} input "
                     f"(max x={x_max}, y={y_max})"
@@ -153,6 +171,7 @@ class ControlStep:
     spiking_ratio: float
     latency_s: float  # wall time of the policy step (encode + network + cost)
     cost: StepCost | None
+    fault: str | None = None  # why the action was replaced by zero (None: a normal step)
 
 
 def policy_robot_spec(meta: Mapping[str, Any]) -> RobotSpec:
@@ -180,15 +199,16 @@ class PolicyController:
         robot_overrides: Mapping[str, float] | None = None,
         threads: int | None = 1,
     ) -> None:
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise FileNotFoundError(f"policy checkpoint {path} does not exist")
+        path = require_policy_file(checkpoint, "policy checkpoint")
         self.backend = backend
         self.device = device
         self.runtime = load_runtime(path, backend=backend, threads=threads, device=device)
         self.meta = self.runtime.meta
         self.event_shape = tuple(self.runtime.event_shape)
         self.proprio_size = self.runtime.proprio_size
+        #: steps whose inputs held NaN / inf (zeroed) and steps whose action did (zero command)
+        self.nonfinite_inputs = 0
+        self.nonfinite_actions = 0
         self._stored_robot = policy_robot_spec(self.meta)
         self.set_robot_overrides(robot_overrides or {})
         if spiking_ratio is not None and self.runtime.fixed_ratio is None:
@@ -249,17 +269,35 @@ class PolicyController:
         )
 
     def step(self, events_frame: np.ndarray, proprio: np.ndarray) -> ControlStep:
-        """One control step on ``events_frame [C, H, W]`` (counts) and ``proprio [P]``."""
+        """One control step on ``events_frame [C, H, W]`` (counts) and ``proprio [P]``.
+
+        Never returns a non-finite command: NaN / inf inputs are zeroed (counted in
+        ``nonfinite_inputs``); a non-finite action gives a zero command with ``fault`` set
+        (counted in ``nonfinite_actions``) and resets the recurrent state, which would
+        otherwise carry the NaN into every later step.
+        """
         if events_frame.shape != self.event_shape:
             raise ValueError(f"events frame must be {self.event_shape}, got {events_frame.shape}")
         if proprio.shape != (self.proprio_size,):
             raise ValueError(f"proprio must be [{self.proprio_size}], got {proprio.shape}")
+        fault = None
+        if not (np.isfinite(proprio).all() and np.isfinite(events_frame).all()):
+            self.nonfinite_inputs += 1
+            proprio = np.where(np.isfinite(proprio), proprio, 0).astype(proprio.dtype)
+            events_frame = np.where(np.isfinite(events_frame), events_frame, 0).astype(
+                events_frame.dtype
+            )
         t0 = time.perf_counter()
         action = self.runtime.step(events_frame, proprio)
         latency = time.perf_counter() - t0
         action = np.asarray(action, np.float64).reshape(-1)
         if not np.all(np.isfinite(action)):
-            raise ValueError(f"policy produced a non-finite action {action}")
+            self.nonfinite_actions += 1
+            fault = (
+                f"policy produced a non-finite action {action}: zero command, recurrent state reset"
+            )
+            action = np.zeros_like(action)
+            self.runtime.reset()
         return ControlStep(
             action=action,
             linear_mps=float(action[0]) * self.robot.max_linear_mps,
@@ -267,6 +305,7 @@ class PolicyController:
             spiking_ratio=self.runtime.spiking_ratio,
             latency_s=latency,
             cost=self.runtime.last_cost,
+            fault=fault,
         )
 
 

@@ -26,7 +26,14 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from hybrid_snn_control.events.arrays import EVENT_DTYPE, empty_events
-from hybrid_snn_control.events.codecs import DecodeStats, Evt3State, evt3_decode, mono_decode
+from hybrid_snn_control.events.codecs import (
+    DecodeStats,
+    EventTimeError,
+    Evt3State,
+    check_times_us,
+    evt3_decode,
+    mono_decode,
+)
 
 __all__ = ["EventPacketTime", "EventPacketizer", "StreamCounters", "decode_event_packet"]
 
@@ -42,6 +49,7 @@ class StreamCounters:
     dropped_malformed: int = 0  # messages that did not decode
     dropped_out_of_range: int = 0  # messages with events outside the sensor
     dropped_overflow_events: int = 0  # oldest events dropped to keep the buffer bounded
+    dropped_bad_time: int = 0  # messages with times no ROS stamp can carry (< 1970, > 2038)
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -72,6 +80,11 @@ class EventPacketizer:
             return f"events must be EVENT_DTYPE, got {events.dtype}"
         if events.size == 0:
             return None
+        try:  # a time no stamp can carry would stop the publisher later: drop it here
+            check_times_us(events)
+        except EventTimeError as exc:
+            self.counters.dropped_bad_time += 1
+            return str(exc)
         w, h = self.sensor_size
         x_max, y_max = int(events["x"].max()), int(events["y"].max())
         if x_max >= w or y_max >= h:

@@ -16,6 +16,8 @@ States::
   once, with the change from the last output limited by the acceleration limits
   (``|Δv| ≤ a_max · Δt``, ``Δt`` capped at ``max_step_s`` so a pause does not allow a jump);
   :meth:`CommandGate.on_tick` keeps ramping towards the last command between commands.
+  An axis within one step of its goal lands *on* it (``cur + (goal − cur)`` is not always
+  ``goal`` in floating point), so a ramp ends and ticks stop re-sending.
 * TIMED_OUT / ESTOP: the output is zero, immediately (a stop is never slowed down by the
   acceleration limit), and :meth:`CommandGate.on_tick` keeps asserting zero.
 * The e-stop is a latch: one ``True`` holds it even if its publisher dies; only an
@@ -202,9 +204,10 @@ class CommandGate:
         for cur, goal, a_max in zip(self.output, self.target, self.limits.max_accel):
             delta = goal - cur
             if a_max > 0.0 and abs(delta) > a_max * dt:
-                delta = math.copysign(a_max * dt, delta)
+                out.append(cur + math.copysign(a_max * dt, delta))
                 limited = True
-            out.append(cur + delta)
+            else:
+                out.append(goal)
         if limited:
             self.counters.accel_limited += 1
         self.output = tuple(out)  # type: ignore[assignment]

@@ -7,6 +7,11 @@ speeds for a ros2_control forward velocity controller (``output_type``), and
 ``/diagnostics``.  The rules live in :mod:`hybrid_snn_control.robot.safety`; this node
 turns messages into calls.  The watchdog and the output ramp run on the steady clock, so
 they keep working when ``use_sim_time`` is on and ``/clock`` stops.
+
+With ``stamp_source: command`` the output carries the stamp of the command it follows
+(ramp steps between commands included, so one time base is never mixed with another); a
+command stamp that is not a valid time (negative ``sec``, ``nanosec`` ≥ 1e9) is replaced
+by the node's clock and counted (``bad_command_stamps``).
 """
 
 from __future__ import annotations
@@ -79,6 +84,8 @@ class ActuatorNode(Node):
             self.params.on_change(name, self._update_limits)
         s = self.params.values
         self.gate = CommandGate(limits_from(s))
+        self.bad_command_stamps = 0
+        self._command_stamp = None  # of the last accepted command: ramp steps carry it
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._cmd_vel = self.create_publisher(_OUTPUT_TYPES[s.output_type], "cmd_vel", COMMAND_QOS)
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -106,8 +113,14 @@ class ActuatorNode(Node):
             )
         elif was is not GateState.ACTIVE:
             self.get_logger().info(f"armed: commands flow ({was.value} → active)")
+        stamp = msg.header.stamp
+        if not (stamp.sec >= 0 and 0 <= stamp.nanosec < 1_000_000_000):
+            self.bad_command_stamps += 1
+            stamp = None
+        if decision.rejected is None:
+            self._command_stamp = stamp
         if decision.publish is not None:
-            self._publish(decision.publish, msg.header.stamp)
+            self._publish(decision.publish, stamp)
 
     def _on_estop(self, msg: Bool) -> None:
         was = self.gate.state
@@ -127,8 +140,9 @@ class ActuatorNode(Node):
             self.get_logger().warning(
                 f"no command for {self.params.values.cmd_timeout} s: zero output until one arrives"
             )
-        if out is not None:
-            self._publish(out)
+        if out is not None:  # a ramp step follows the last command; a stop is stamped now
+            ramping = self.gate.state is GateState.ACTIVE
+            self._publish(out, self._command_stamp if ramping else None)
 
     def safe_stop(self) -> None:
         """Shutdown: publish zero and give it a moment to be delivered."""
@@ -169,6 +183,7 @@ class ActuatorNode(Node):
             GateState.ESTOP: (DiagnosticStatus.ERROR, "e-stop engaged: holding zero"),
         }[gate.state]
         values = {"state": gate.state.value, **gate.counters.as_dict()}
+        values["bad_command_stamps"] = self.bad_command_stamps
         values["last_command_age_s"] = "none" if age is None else f"{age:.3f}"
         values["output"] = " ".join(f"{c:.3f}" for c in gate.output)
         publish_status(self, self._diagnostics, level, "command safety", message, values)

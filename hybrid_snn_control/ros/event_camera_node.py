@@ -36,7 +36,8 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, PointCloud2
 
 from hybrid_snn_control.events import EventCameraSimulator
-from hybrid_snn_control.events.codecs import Evt3State
+from hybrid_snn_control.events.arrays import empty_events
+from hybrid_snn_control.events.codecs import Evt3State, check_times_us
 from hybrid_snn_control.robot.event_stream import (
     EventPacketizer,
     EventPacketTime,
@@ -111,6 +112,7 @@ class EventCameraNode(Node):
     def _on_image(self, msg: Image) -> None:
         t_us = stamp_us_of(msg) or self.get_clock().now().nanoseconds // 1000
         try:
+            check_times_us(empty_events(), t_us)  # the events' times come from this stamp
             frame = image_to_frame(msg)
             if self._last_frame_us is not None and t_us <= self._last_frame_us:
                 self.simulator.reset()  # time went back (episode reset, bag loop)

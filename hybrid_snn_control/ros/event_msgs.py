@@ -2,7 +2,10 @@
 
 Shared by event_camera_node (and the policy node, which reads the same PointCloud2
 packets).  Every function raises ``ValueError`` on a malformed message, with what was
-expected, so nodes can drop and count it.
+expected, so nodes can drop and count it; event times a ROS stamp cannot carry (before
+1970, after 2038, or beyond int64 from a float ``t``) raise its subclass
+:class:`~hybrid_snn_control.events.codecs.EventTimeError`, so they never reach a published
+stamp.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import numpy as np
 from sensor_msgs.msg import Image, PointCloud2, PointField
 
 from hybrid_snn_control.events.codecs import (
+    EventTimeError,
+    check_times_us,
     pointcloud2_decode,
     pointcloud2_encode,
     stamp_to_us,
@@ -60,7 +65,10 @@ def events_to_pointcloud2(events: np.ndarray, frame_id: str) -> PointCloud2:
 
 
 def pointcloud2_to_events(msg: PointCloud2) -> np.ndarray:
-    """A PointCloud2 with x/y/t/p fields → events in µs (``ValueError`` if malformed)."""
+    """A PointCloud2 with x/y/t/p fields → events in µs (``ValueError`` if malformed,
+    :class:`EventTimeError` if its stamp or event times are outside ``[0, MAX_STAMP_US]``)."""
+    if not 0 <= msg.header.stamp.nanosec < 1_000_000_000:
+        raise EventTimeError(f"header.stamp.nanosec {msg.header.stamp.nanosec} is not < 1e9")
     if msg.row_step != msg.width * msg.point_step:
         raise ValueError(
             f"row_step {msg.row_step} != width {msg.width} × point_step {msg.point_step}"
@@ -74,8 +82,7 @@ def pointcloud2_to_events(msg: PointCloud2) -> np.ndarray:
         msg.height,
         msg.is_bigendian,
     )
-    if events.size and events["t"].min() < 0:  # e.g. NaN or negative float times
-        raise ValueError("event times before 1970 (NaN or negative t in a float field?)")
+    check_times_us(events, stamp_us_of(msg))
     return events
 
 

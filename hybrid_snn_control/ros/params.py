@@ -7,6 +7,12 @@ metadata.  Changes through ``ros2 param set`` (a ``SetParameters`` service call)
 checked by the same validator as the YAML loader; a bad value is rejected with the
 reason and the old value stays.  Accepted changes update :attr:`ParameterBinding.values`
 and call the node's hooks.
+
+Integers given for float parameters (``spiking_ratio: 1`` in a file, ``ros2 param set
+/policy_node spiking_ratio 1``) are taken as floats, as the YAML loader takes them:
+rclpy itself would refuse the file at startup (``InvalidParameterTypeException``) and a
+live set with a bare "Wrong parameter type", so ``hsc config check`` and ``hsc bringup``
+would disagree.
 """
 
 from __future__ import annotations
@@ -71,6 +77,23 @@ def descriptor_for(name: str, tp: Any, meta: dict[str, Any]) -> ParameterDescrip
     return d
 
 
+_INT_TYPES = (Parameter.Type.INTEGER, Parameter.Type.INTEGER_ARRAY)
+
+
+def _is_float_type(tp: Any) -> bool:
+    """``float``, or a list / tuple of floats (a DOUBLE_ARRAY parameter)."""
+    if tp is float:
+        return True
+    args = typing.get_args(tp)
+    return typing.get_origin(tp) in (list, tuple) and bool(args) and args[0] is float
+
+
+def _as_float_parameter(p: Parameter) -> Parameter:
+    if p.type_ is Parameter.Type.INTEGER:
+        return Parameter(p.name, Parameter.Type.DOUBLE, float(p.value))
+    return Parameter(p.name, Parameter.Type.DOUBLE_ARRAY, [float(v) for v in p.value])
+
+
 class ParameterBinding(Generic[T]):
     """Keeps a node's settings dataclass and its ROS parameters in step.
 
@@ -85,6 +108,8 @@ class ParameterBinding(Generic[T]):
         self._table = _field_table(cls)
         self._hooks: dict[str, list[Callable[[Any], None]]] = {}
         base = flatten(to_mapping(defaults if defaults is not None else cls()))
+        self._float_fields = {n for n in base if _is_float_type(self._table[n][0])}
+        self._float_overrides(node)
         for name, value in base.items():
             tp, meta = self._table[name]
             node.declare_parameter(
@@ -100,6 +125,30 @@ class ParameterBinding(Generic[T]):
         except ConfigError as exc:
             raise ValueError(f"invalid startup parameters: {exc}") from None
         node.add_on_set_parameters_callback(self._on_set)
+        add_pre_set = getattr(node, "add_pre_set_parameters_callback", None)  # Iron and later
+        if add_pre_set is not None:
+            add_pre_set(self._ints_as_floats)
+
+    def _float_overrides(self, node: Node) -> None:
+        """Integer overrides (``--params-file``, ``-p``) of float fields become floats before
+        they are declared: rclpy checks their type against the float default.  rclpy has no
+        public accessor for the overrides it will apply; ``_parameter_overrides`` is the
+        dict ``declare_parameter`` reads (Humble … Rolling)."""
+        overrides = getattr(node, "_parameter_overrides", None)
+        if not isinstance(overrides, dict):
+            return
+        for name in self._float_fields:
+            p = overrides.get(name)
+            if p is not None and p.type_ in _INT_TYPES:
+                overrides[name] = _as_float_parameter(p)
+
+    def _ints_as_floats(self, params: list[Parameter]) -> list[Parameter]:
+        """Pre-set callback: a live integer for a float field is that float (rclpy would
+        reject it with "Wrong parameter type, expected '3' got '2'")."""
+        return [
+            _as_float_parameter(p) if p.name in self._float_fields and p.type_ in _INT_TYPES else p
+            for p in params
+        ]
 
     def on_change(self, name: str, hook: Callable[[Any], None]) -> None:
         """Call ``hook(new_value)`` when a change of ``name`` passed validation.

@@ -8,6 +8,12 @@ time of the newest event used), ``~/status`` (``std_msgs/String``, JSON: ratio, 
 rates, SynOps / MACs / energy of the step, step latency, drops) and ``/diagnostics``.
 Service ``~/reset`` (``std_srvs/Trigger``) zeroes the recurrent state.
 
+Bad input never stops the node: malformed packets, events outside the sensor or with times
+a stamp cannot carry, and NaN / inf / absurd proprioception are dropped and counted (the
+last good reading is held up to ``proprio_stale_after_s``, 0.5 s); a non-finite action
+becomes a zero command and a counted, rate-limited error.  All counters are in
+``~/status`` and ``/diagnostics``.
+
 ``spiking_ratio`` is declared with ``FloatingPointRange(0, 1)`` and validated on every
 set-parameters call (out of range, NaN, wrong type → rejected with the reason, the old
 ratio stays); an accepted value is a mask change applied at the next control step.  A
@@ -42,12 +48,13 @@ from sensor_msgs.msg import Imu, JointState, PointCloud2
 from std_msgs.msg import String, UInt32
 from std_srvs.srv import Trigger
 
-from hybrid_snn_control.events.codecs import us_to_stamp
+from hybrid_snn_control.events.codecs import EventTimeError, us_to_stamp
 from hybrid_snn_control.robot.controller import (
     EventAccumulator,
     PolicyController,
     wheel_speeds_from_twist,
 )
+from hybrid_snn_control.robot.proprio import ProprioFilter, ProprioLimits
 from hybrid_snn_control.ros.actuator_node import COMMAND_QOS, ESTOP_QOS
 from hybrid_snn_control.ros.diagnostics import publish_status
 from hybrid_snn_control.ros.event_msgs import pointcloud2_to_events, stamp_us_of
@@ -96,6 +103,9 @@ def policy_node_controller(settings: PolicySettings) -> PolicyController:
 class PolicyNode(Node):
     """Runs the hybrid policy on the event stream and publishes velocity commands."""
 
+    #: how long a held proprio reading stands in for newer, dropped ones (steady clock)
+    proprio_stale_after_s: float = 0.5
+
     def __init__(self, node_name: str = "policy_node", **kwargs) -> None:
         super().__init__(node_name, **kwargs)
         self.params = ParameterBinding(self, PolicySettings)
@@ -114,13 +124,13 @@ class PolicyNode(Node):
         self.params.on_change("online_plasticity_rate", self._set_plasticity_rate)
         for name in ROBOT_PARAMETERS:
             self.params.on_change(name, self._set_robot)
-        self._wheels: tuple[float, float] | None = None
-        self._gyro: tuple[float, float, float] | None = None
-        self._accel: tuple[float, float, float] | None = None
+        self.sensors = ProprioFilter(self._proprio_limits())
         self.steps = 0
         self.resets = 0
         self.dropped_malformed = 0
         self.dropped_out_of_range = 0
+        self.dropped_bad_time = 0
+        self._faults_reported = 0
         self.last_step: dict = {}
         self._latencies: list[float] = []
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -165,42 +175,69 @@ class PolicyNode(Node):
     def _on_events(self, msg: PointCloud2) -> None:
         try:
             events = pointcloud2_to_events(msg)
+        except EventTimeError as exc:
+            self.dropped_bad_time += 1
+            self._warn_drop(f"PointCloud2 with out-of-range times: {exc}")
+            return
         except ValueError as exc:
             self.dropped_malformed += 1
             self._warn_drop(f"malformed PointCloud2: {exc}")
             return
+        bad_time = self.events.dropped_bad_time
         reason = self.events.push(events, stamp_us_of(msg))
         if reason is not None:
-            self.dropped_out_of_range += 1
+            if self.events.dropped_bad_time > bad_time:
+                self.dropped_bad_time += 1
+            else:
+                self.dropped_out_of_range += 1
             self._warn_drop(reason)
             return
         if self.params.values.trigger == "events":
             self._control_step()
 
     def _warn_drop(self, reason: str) -> None:
-        n = self.dropped_malformed + self.dropped_out_of_range
+        n = self.dropped_malformed + self.dropped_out_of_range + self.dropped_bad_time
         self.get_logger().warning(f"dropped {reason} ({n} so far)", throttle_duration_sec=1.0)
+
+    def _proprio_limits(self) -> ProprioLimits:
+        return ProprioLimits.for_wheels(
+            self.controller.robot.wheel_speed_max_radps, stale_after_s=self.proprio_stale_after_s
+        )
+
+    def _sense(self, part: str, values: tuple[float, ...]) -> None:
+        reason = self.sensors.update(part, values, time.monotonic())
+        if reason is not None:
+            c = self.sensors.counters
+            n = c.proprio_dropped_nonfinite + c.proprio_dropped_out_of_range
+            self.get_logger().warning(
+                f"dropped proprioception {reason}; holding the last good value ({n} so far)",
+                throttle_duration_sec=1.0,
+            )
 
     def _on_joint_states(self, msg: JointState) -> None:
         s = self.params.values
         try:
             i = msg.name.index(s.left_wheel_joint)
             j = msg.name.index(s.right_wheel_joint)
-            self._wheels = (msg.velocity[i], msg.velocity[j])
+            wheels = (msg.velocity[i], msg.velocity[j])
         except (ValueError, IndexError):
             self._warn_drop(
                 f"joint_states without velocities of {s.left_wheel_joint}/{s.right_wheel_joint}"
             )
+            return
+        self._sense("wheels", wheels)
 
     def _on_odom(self, msg: Odometry) -> None:
         t, r = msg.twist.twist, self.controller.robot
-        self._wheels = wheel_speeds_from_twist(
-            t.linear.x, t.angular.z, r.track_width_m, r.wheel_radius_m
+        self._sense(
+            "wheels",
+            wheel_speeds_from_twist(t.linear.x, t.angular.z, r.track_width_m, r.wheel_radius_m),
         )
 
     def _on_imu(self, msg: Imu) -> None:
         g, a = msg.angular_velocity, msg.linear_acceleration
-        self._gyro, self._accel = (g.x, g.y, g.z), (a.x, a.y, a.z)
+        self._sense("gyro", (g.x, g.y, g.z))
+        self._sense("accel", (a.x, a.y, a.z))
 
     def _on_episode(self, msg: UInt32) -> None:
         self.controller.reset()
@@ -219,8 +256,14 @@ class PolicyNode(Node):
     def _control_step(self) -> None:
         s = self.params.values
         frame, newest_us, n_events = self.events.take()
-        proprio = self.controller.proprio(self._wheels, self._gyro, self._accel)
+        held = self.sensors.current(time.monotonic())
+        proprio = self.controller.proprio(held["wheels"], held["gyro"], held["accel"])
         out = self.controller.step(frame, proprio)
+        if out.fault is not None:
+            self.get_logger().error(
+                f"{out.fault} ({self.controller.nonfinite_actions} so far)",
+                throttle_duration_sec=1.0,
+            )
         cmd = TwistStamped()
         cmd.header.frame_id = s.frame_id
         if newest_us is not None:
@@ -241,9 +284,8 @@ class PolicyNode(Node):
             "linear_mps": out.linear_mps,
             "angular_rps": out.angular_rps,
             "step_latency_ms": out.latency_s * 1e3,
-            "dropped_malformed": self.dropped_malformed,
-            "dropped_out_of_range": self.dropped_out_of_range,
             "resets": self.resets,
+            **self._fault_counters(),
         }
         if out.cost is not None:
             status.update(
@@ -282,21 +324,41 @@ class PolicyNode(Node):
 
     def _set_robot(self, _value: float) -> None:
         self.controller.set_robot_overrides(self.params.values.robot_overrides())
+        self.sensors.limits = self._proprio_limits()
+
+    def _fault_counters(self) -> dict[str, int]:
+        """Every drop and fault counter, for ``~/status`` and ``/diagnostics``."""
+        return {
+            "dropped_malformed": self.dropped_malformed,
+            "dropped_out_of_range": self.dropped_out_of_range,
+            "dropped_bad_time": self.dropped_bad_time,
+            **self.sensors.counters.as_dict(),
+            "nonfinite_inputs": self.controller.nonfinite_inputs,
+            "nonfinite_actions": self.controller.nonfinite_actions,
+        }
 
     def _publish_diagnostics(self) -> None:
         lat = sorted(self._latencies)
-        drops = self.dropped_malformed + self.dropped_out_of_range
+        counters = self._fault_counters()
+        drops = self.dropped_malformed + self.dropped_out_of_range + self.dropped_bad_time
+        proprio = counters["proprio_dropped_nonfinite"] + counters["proprio_dropped_out_of_range"]
+        faults = self.controller.nonfinite_actions
         level, message = DiagnosticStatus.OK, "stepping" if self.steps else "waiting for events"
-        if drops:
-            level, message = DiagnosticStatus.WARN, f"{drops} input packets dropped"
+        if drops or proprio or faults:
+            level = DiagnosticStatus.WARN
+            message = f"{drops} input packets and {proprio} proprio readings dropped"
+            if faults:
+                message += f", {faults} non-finite actions replaced by a zero command"
+        if faults > self._faults_reported:  # an error while it recurs, a warning afterwards
+            level = DiagnosticStatus.ERROR
+        self._faults_reported = faults
         values = {
             "spiking_ratio": f"{self.controller.spiking_ratio:g}",
             "online_plasticity": str(self.controller.plasticity).lower(),
             "backend": self.controller.backend,
             "steps": self.steps,
             "resets": self.resets,
-            "dropped_malformed": self.dropped_malformed,
-            "dropped_out_of_range": self.dropped_out_of_range,
+            **counters,
             "step_latency_p50_ms": f"{lat[len(lat) // 2] * 1e3:.3f}" if lat else "none",
             "step_latency_max_ms": f"{lat[-1] * 1e3:.3f}" if lat else "none",
         }

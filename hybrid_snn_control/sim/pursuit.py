@@ -207,6 +207,15 @@ class PursuitEnv(RoverEnv):
             "time_in_view": float(mean[3]),
         }
 
+    privileged_names = ("bearing_half_fov", "distance_error_m", "in_view")
+
+    def privileged_state(self) -> np.ndarray:
+        """Target bearing in half fields of view (±1 at the image edges), distance error to
+        ``follow_distance_m`` and in-view (0/1), from ground truth (training labels only)."""
+        b, d = self.bearing_distance()
+        half = self.camera_fovx_rad / 2
+        return np.array([b / half, d - self.follow_distance_m, abs(b) < half], np.float32)
+
     def expert_action(self) -> np.ndarray:
         """Bearing and distance servo with target-velocity feed-forward (privileged).
 

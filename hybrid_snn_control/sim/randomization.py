@@ -15,7 +15,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SHIFTS", "RandomizationRanges", "Range", "WorldParams", "sample_world"]
+__all__ = [
+    "SHIFTS",
+    "TRAINING_RANGES",
+    "WIDE_SENSOR",
+    "RandomizationRanges",
+    "Range",
+    "WorldParams",
+    "sample_world",
+    "training_ranges",
+]
 
 WorldParams = dict[str, Any]
 """One drawn world: field name of :class:`RandomizationRanges` -> value (float, int or tuple)."""
@@ -191,6 +200,28 @@ SHIFTS: dict[str, dict[str, Range]] = {
     # a payload
     "heavy": {"mass_scale": Range(1.7, 2.2)},
 }
+
+
+#: Training-time event-sensor randomization widened towards, never into, the held-out
+#: shift ranges (noise rate, threshold mismatch, flicker): the student meets more sensor
+#: variety in training while ``noisy_sensor`` and ``flicker`` stay unseen (a test asserts
+#: the disjointness).  ``EnvSettings.ranges = "wide_sensor"`` selects it for training.
+WIDE_SENSOR: dict[str, Range] = {
+    "shot_noise_rate_hz": Range(0.0, 5.0),
+    "threshold_sigma": Range(0.0, 0.05),
+    "flicker_amplitude": Range(0.0, 0.25),
+    "flicker_hz": Range(0.5, 6.0),
+}
+
+#: Named training-range variants (``EnvSettings.ranges``).
+TRAINING_RANGES: dict[str, dict[str, Range]] = {"default": {}, "wide_sensor": WIDE_SENSOR}
+
+
+def training_ranges(name: str) -> RandomizationRanges:
+    """The training ranges a variant of :data:`TRAINING_RANGES` names."""
+    if name not in TRAINING_RANGES:
+        raise ValueError(f"unknown training ranges {name!r}; allowed: {', '.join(TRAINING_RANGES)}")
+    return dataclasses.replace(RandomizationRanges(), **TRAINING_RANGES[name])
 
 
 def sample_world(

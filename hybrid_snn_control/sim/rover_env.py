@@ -466,3 +466,11 @@ class RoverEnv(gym.Env):
     def expert_action(self) -> np.ndarray:
         """Privileged expert: the action it takes now, from ground truth."""
         raise NotImplementedError
+
+    #: names of :meth:`privileged_state`'s entries (none for a task without them)
+    privileged_names: ClassVar[tuple[str, ...]] = ()
+
+    def privileged_state(self) -> np.ndarray:
+        """Ground-truth task state now, float32 ``[len(privileged_names)]``: training-only
+        labels for auxiliary heads; never an input of the deployed policy."""
+        return np.zeros(0, np.float32)

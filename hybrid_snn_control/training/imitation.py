@@ -125,6 +125,23 @@ class ImitationConfig:
     weight_decay: float = field(default=0.0, metadata=param(range=(0.0, 1.0)))
     grad_clip: float = field(default=1.0, metadata=param(range=(0.0, 1e6)))
     loss: Literal["mse", "huber", "l1"] = "mse"
+    action_noise: float = field(
+        default=0.0,
+        metadata=param(
+            range=(0.0, 1.0),
+            description="DART: std of the noise on the expert's executed action in collection "
+            "(labels stay clean)",
+        ),
+    )
+    aux_weight: float = field(
+        default=0.0,
+        metadata=param(
+            range=(0.0, 1e3),
+            description="weight of the training-only auxiliary heads that predict the env's "
+            "privileged state (target bearing, distance, in view) from the core's features; "
+            "0: none",
+        ),
+    )
     restore_iterations: int = field(
         default=1,
         metadata=param(
@@ -165,6 +182,29 @@ def action_loss(pred: Tensor, target: Tensor, mask: Tensor, kind: str = "mse") -
     return (per * mask).sum() / mask.sum().clamp_min(1.0)
 
 
+class StudentWithAux(nn.Module):
+    """A policy plus training-only auxiliary heads on its core's features.
+
+    The heads predict the env's privileged state (``privileged_state()``: target bearing,
+    distance error, in view) from the readout input of every step, which pushes the
+    encoder and core to represent where the target is.  They live here, beside the
+    policy: ``policy`` is what is saved, exported and deployed, without them.
+    """
+
+    def __init__(self, policy: HybridPolicy, num_privileged: int) -> None:
+        super().__init__()
+        self.policy = policy
+        self.aux = nn.Linear(policy.core.feature_size, num_privileged)
+
+    @property
+    def core(self) -> nn.Module:
+        return self.policy.core
+
+    def forward(self, events, proprio, state=None, masks=None):
+        actions, state, feats = self.policy.forward_with_features(events, proprio, state, masks)
+        return actions, state, self.aux(feats)
+
+
 def tbptt_pass(
     policy: nn.Module,
     batch: dict[str, Tensor],
@@ -175,18 +215,23 @@ def tbptt_pass(
     """Walk a padded episode batch in ``chunk_steps`` windows; the step-weighted mean loss.
 
     With an optimizer: one update per window (truncated BPTT, state carried detached).
-    Without: evaluation only (call under ``torch.no_grad()``).
+    Without: evaluation only (call under ``torch.no_grad()``).  A
+    :class:`StudentWithAux` adds ``aux_weight`` × the MSE of its privileged-state
+    predictions to the loss that is optimized (the returned loss is the action loss).
     """
     core = policy.module.core if hasattr(policy, "module") else policy.core
     state, total, weight = None, 0.0, 0.0
     for t0 in range(0, batch["expert"].shape[0], cfg.chunk_steps):
         w = slice(t0, t0 + cfg.chunk_steps)
-        pred, state = policy(batch["events"][w].float(), batch["proprio"][w], state, masks)
+        pred, state, *aux = policy(batch["events"][w].float(), batch["proprio"][w], state, masks)
         m = batch["mask"][w]
         loss = action_loss(pred, batch["expert"][w], m, cfg.loss)
+        objective = loss
+        if aux and cfg.aux_weight > 0:
+            objective = loss + cfg.aux_weight * action_loss(aux[0], batch["privileged"][w], m)
         if optimizer is not None:
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            objective.backward()
             if cfg.grad_clip > 0:
                 nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
             optimizer.step()
@@ -210,6 +255,7 @@ class ImitationTask:
         self.data = EpisodeDataset()
         self.history: list[dict[str, Any]] = []
         self._spaces: tuple[Any, Any] | None = None
+        self._aux: StudentWithAux | None = None
 
     # -- model
     def policy_config(self) -> PolicyConfig:
@@ -253,11 +299,11 @@ class ImitationTask:
         """BC, then DAgger rounds, training on the aggregate in between (module docstring)."""
         cfg, policy = self.cfg, model
         core = policy.core
-        policy.to(run.device)
-        optimizer = torch.optim.Adam(policy.parameters(), lr=run.lr, weight_decay=cfg.weight_decay)
-        run.resume(policy, optimizer)
-        net = run.wrap(policy)
-        envs = make_envs(cfg.env)
+        envs = make_envs(cfg.env, train=True)
+        trained = self._student(policy, envs).to(run.device)
+        optimizer = torch.optim.Adam(trained.parameters(), lr=run.lr, weight_decay=cfg.weight_decay)
+        run.resume(trained, optimizer)
+        net = run.wrap(trained)
         first_bc = len(self.data) == 0
         n_collect = cfg.dagger_iterations + 1 if first_bc else cfg.restore_iterations
         per_collect = max(run.total_steps // max(n_collect, 1), 1)
@@ -292,6 +338,21 @@ class ImitationTask:
         for j in sorted(rounds):
             self.data.add(rounds[j].episodes)
         return {"final_loss": loss, "steps": run.step, "episodes": len(self.data)}
+
+    def _student(self, policy: HybridPolicy, envs: Any) -> nn.Module:
+        """What the optimizer trains: the policy, or the policy with auxiliary heads
+        (``aux_weight > 0``; one set of heads per task, kept across the HSTNN stages)."""
+        if self.cfg.aux_weight <= 0:
+            return policy
+        names = envs.get_attr("privileged_names")[0]
+        if not names:
+            raise ValueError(f"aux_weight > 0 but {self.cfg.env.env_id} has no privileged state")
+        if self._aux is None or self._aux.policy is not policy:
+            aux = StudentWithAux(policy, len(names))
+            if self._aux is not None:  # same task, next stage: keep the trained heads
+                aux.aux.load_state_dict(self._aux.aux.state_dict())
+            self._aux = aux
+        return self._aux
 
     def rewind_point(self) -> Callable[[], None]:
         """A function that puts the aggregate back to what it holds now.
@@ -338,6 +399,7 @@ class ImitationTask:
             beta,
             coin,
             masks_fn,
+            action_noise=cfg.action_noise,
         )
         data = EpisodeDataset(episodes)
         if run.is_main:

@@ -32,6 +32,8 @@ import hybrid_snn_control.sim  # noqa: F401  (registers the env ids)
 from hybrid_snn_control.config import from_mapping, param
 from hybrid_snn_control.policy.config import PolicyConfig
 from hybrid_snn_control.policy.hybrid_policy import HybridPolicy
+from hybrid_snn_control.sim.randomization import TRAINING_RANGES, training_ranges
+from hybrid_snn_control.sim.wrappers import PrivilegedProprio
 
 __all__ = [
     "EnvSettings",
@@ -59,14 +61,33 @@ class EnvSettings:
     num_envs: int = field(
         default=4, metadata=param(range=(1, 256), description="SyncVectorEnv width")
     )
+    observation: str = field(
+        default="events",
+        metadata=param(
+            choices=("events", "privileged"),
+            description="events: what a robot sees; privileged: diagnosis only, ground-truth "
+            "target state appended to proprio and no events (sim/wrappers.py)",
+        ),
+    )
+    train_ranges: str = field(
+        default="default",
+        metadata=param(
+            choices=tuple(TRAINING_RANGES),
+            description="randomization ranges of training collection (evaluation always "
+            "uses the env's defaults): default, or wide_sensor (sim/randomization.py)",
+        ),
+    )
 
     def make_kwargs(self) -> dict[str, Any]:
-        return {
+        kwargs = {
             "camera_width": self.camera_size,
             "camera_height": self.camera_size,
             "episode_s": self.episode_s,
             "subframes": self.subframes,
         }
+        if self.observation == "privileged":
+            kwargs["event_camera"] = False
+        return kwargs
 
 
 def policy_env_settings(meta: Mapping[str, Any]) -> EnvSettings:
@@ -84,6 +105,7 @@ class Episode:
     expert: np.ndarray  # [T, A] float32
     score: float  # normalized score of the executed (β-mixed) policy
     beta: float
+    privileged: np.ndarray | None = None  # [T, K] float32 training labels (env.privileged_state)
 
     def __len__(self) -> int:
         return len(self.expert)
@@ -112,22 +134,24 @@ class EpisodeDataset:
     def collate(
         self, idx: Sequence[int], device: str | torch.device = "cpu", window: slice | None = None
     ) -> dict[str, Tensor]:
-        """Episodes ``idx`` (optionally a time window) as ``events/proprio/expert/mask``."""
+        """Episodes ``idx`` (optionally a time window) as ``events/proprio/expert/mask``
+        (+ ``privileged`` when every episode carries it)."""
         eps = [self.episodes[i] for i in idx]
         window = window or slice(None)
-        parts = [(e.events[window], e.proprio[window], e.expert[window]) for e in eps]
-        t_max, b = max(len(p[2]) for p in parts), len(parts)
-        events = torch.zeros(t_max, b, *parts[0][0].shape[1:], dtype=torch.uint8)
-        proprio = torch.zeros(t_max, b, parts[0][1].shape[1])
-        expert = torch.zeros(t_max, b, parts[0][2].shape[1])
-        mask = torch.zeros(t_max, b)
-        for j, (ev, pr, ex) in enumerate(parts):
-            n = len(ex)
-            events[:n, j] = torch.from_numpy(ev)
-            proprio[:n, j] = torch.from_numpy(pr)
-            expert[:n, j] = torch.from_numpy(ex)
-            mask[:n, j] = 1.0
-        out = {"events": events, "proprio": proprio, "expert": expert, "mask": mask}
+        t_max = max(len(e.expert[window]) for e in eps)
+        fields = {"events": torch.uint8, "proprio": torch.float32, "expert": torch.float32}
+        if all(e.privileged is not None for e in eps):
+            fields["privileged"] = torch.float32
+        out = {
+            name: torch.zeros(t_max, len(eps), *getattr(eps[0], name).shape[1:], dtype=dtype)
+            for name, dtype in fields.items()
+        }
+        out["mask"] = torch.zeros(t_max, len(eps))
+        for j, e in enumerate(eps):
+            n = len(e.expert[window])
+            for name in fields:
+                out[name][:n, j] = torch.from_numpy(getattr(e, name)[window])
+            out["mask"][:n, j] = 1.0
         return {k: v.to(device) for k, v in out.items()}
 
     def save(self, path: str | Path) -> None:
@@ -136,6 +160,8 @@ class EpisodeDataset:
         for i, e in enumerate(self.episodes):
             arrays[f"{i}.events"], arrays[f"{i}.proprio"] = e.events, e.proprio
             arrays[f"{i}.expert"], arrays[f"{i}.info"] = e.expert, np.array([e.score, e.beta])
+            if e.privileged is not None:
+                arrays[f"{i}.privileged"] = e.privileged
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
@@ -158,6 +184,7 @@ class EpisodeDataset:
                         z[f"{i}.expert"],
                         float(z[f"{i}.info"][0]),
                         float(z[f"{i}.info"][1]),
+                        z[f"{i}.privileged"] if f"{i}.privileged" in z.files else None,
                     )
                     for i in range(n)
                 ]
@@ -178,13 +205,23 @@ def config_from_env(env: Any, **overrides: Any) -> PolicyConfig:
 
 
 def make_envs(
-    settings: EnvSettings, num_envs: int | None = None, shift: str | None = None
+    settings: EnvSettings,
+    num_envs: int | None = None,
+    shift: str | None = None,
+    train: bool = False,
 ) -> gym.vector.SyncVectorEnv:
-    """A ``SyncVectorEnv`` (Sync beats Async on 2 cores, DESIGN §10) without autoreset."""
+    """A ``SyncVectorEnv`` (Sync beats Async on 2 cores, DESIGN §10) without autoreset.
+
+    ``train``: worlds from ``settings.train_ranges`` (training collection); otherwise the
+    env's default ranges, so evaluation worlds never depend on how a policy was trained.
+    """
     n = num_envs or settings.num_envs
     kwargs = {**settings.make_kwargs(), "shift": shift}
+    if train and settings.train_ranges != "default":
+        kwargs["ranges"] = training_ranges(settings.train_ranges)
+    wrap = PrivilegedProprio if settings.observation == "privileged" else (lambda env: env)
     return gym.vector.SyncVectorEnv(
-        [lambda: gym.make(settings.env_id, **kwargs) for _ in range(n)],
+        [lambda: wrap(gym.make(settings.env_id, **kwargs)) for _ in range(n)],
         autoreset_mode=gym.vector.AutoresetMode.DISABLED,
     )
 
@@ -199,13 +236,18 @@ def collect_episodes(
     masks_fn: Callable[[], Sequence[Tensor] | None] | None = None,
     record: bool = True,
     on_step: Callable[[dict[str, np.ndarray]], None] | None = None,
+    action_noise: float = 0.0,
 ) -> tuple[list[Episode], list[dict[str, float]]]:
     """Run one episode per seed (``len(seeds)`` a multiple of the vector width).
 
     Per env and step the expert acts with probability ``beta``, the student otherwise
     (``policy=None``: expert only); the expert labels every visited state.  ``masks_fn``
     gives the student's unit masks per group of ``num_envs`` episodes (None: its own).
-    ``on_step(obs)`` sees every observation the policy sees.  Returns the recorded
+    ``on_step(obs)`` sees every observation the policy sees.  ``action_noise`` (DART,
+    Laskey et al. 2017): where the expert acts, its executed action is perturbed by
+    N(0, σ²) (clipped to [-1, 1]) so the data covers the states a student's errors lead
+    to; the labels stay the expert's clean actions.  Episodes also record
+    ``env.privileged_state()`` per step (training-only labels).  Returns the recorded
     episodes and each episode's ``info["episode_metrics"]`` (+ ``return``,
     ``expert_fraction``).
     """
@@ -233,7 +275,8 @@ def collect_episodes(
             expert = np.stack(envs.call("expert_action")).astype(np.float32)
             if record:
                 events_u8 = np.clip(obs["events"], 0, 255).astype(np.uint8)
-                buf.append((events_u8, obs["proprio"].copy(), expert))
+                privileged = np.stack(envs.call("privileged_state")).astype(np.float32)
+                buf.append((events_u8, obs["proprio"].copy(), expert, privileged))
             if on_step is not None:
                 on_step(obs)
             action, use_expert = expert, np.ones(n, bool)
@@ -243,6 +286,9 @@ def collect_episodes(
                 student, state = policy.step(ev, pr, state, masks)
                 use_expert = rng.random(n) < beta
                 action = np.where(use_expert[:, None], expert, student.cpu().numpy())
+            if action_noise > 0:  # only where the expert acts: its label stays clean
+                noise = rng.normal(0.0, action_noise, action.shape) * use_expert[:, None]
+                action = np.clip(action + noise, -1.0, 1.0)
             obs, reward, term, trunc, info = envs.step(action.astype(np.float32))
             length += alive
             ret += reward * alive
@@ -267,6 +313,7 @@ def collect_episodes(
                         expert=np.stack([b[2][j] for b in buf[:t]]),
                         score=ep_metrics[j]["normalized_score"],
                         beta=beta,
+                        privileged=np.stack([b[3][j] for b in buf[:t]]),
                     )
                 )
     if policy is not None:

@@ -3,14 +3,20 @@
 A sweep evaluates *entries*: a model name, the ratios it is evaluated at (all sweep
 ratios, or a fixed set — a pure-RNN baseline only at 0) and one policy file per seed (or
 one file for every seed).  Seed ``s`` uses model file ``s`` and the evaluation worlds of
-seed ``s`` (:func:`~.evaluate.eval_seeds`); the expert runs on the same worlds.  Several
-entries may share a name (per-ratio restored models: ``restored@0.25``, ``restored@0.5`` …).
+seed ``s`` (:func:`~.evaluate.eval_seeds`).  The built-in ``expert`` and ``zero_action``
+models run on the same worlds (:func:`~.evaluate.evaluate_baseline`), so every row gets
+its gap closed and a paired comparison with the floor (:mod:`.stats`).  Several entries
+may share a name (per-ratio restored models: ``restored@0.25``, ``restored@0.5`` …).
 
 Written to ``out_dir``:
 
-* ``sweep.csv`` — one row per (model, ratio, shift, seed) with :data:`~.evaluate.ROW_FIELDS`;
-* ``sweep.json`` — the rows, the aggregate (mean ± std over seeds) and the settings;
-* ``sweep.md`` — score / cost / robustness tables, the baselines, the hot-swap gap;
+* ``sweep.csv`` — one row per (model, ratio, shift, seed) with :data:`~.evaluate.ROW_FIELDS`
+  (``gap_closed`` beside ``score``);
+* ``sweep.json`` — the rows (with per-world seeds, scores and gap closed), the aggregate
+  (mean ± std over seeds), ``paired`` (each model vs ``zero_action`` on the same worlds:
+  mean difference, 95 % bootstrap CI, minimum detectable effect) and the settings;
+* ``sweep.md`` — score and gap-closed table, the paired comparison, cost, robustness and
+  the hot-swap gap;
 * ``score_vs_ratio.png`` (one line per shift), ``cost_vs_ratio.png`` (SynOps, MACs,
   energy per step) and ``robustness_vs_ratio.png`` (score under shift / nominal).
 
@@ -33,10 +39,24 @@ from typing import Any
 import numpy as np
 
 from hybrid_snn_control.policy.bundle import load_policy
-from hybrid_snn_control.training.evaluate import ROW_FIELDS, evaluate_expert, evaluate_policy
+from hybrid_snn_control.training.evaluate import (
+    BASELINE_MODELS,
+    METRIC_FIELDS,
+    ROW_FIELDS,
+    evaluate_baseline,
+    evaluate_policy,
+)
 from hybrid_snn_control.training.rollout import EnvSettings
+from hybrid_snn_control.training.stats import paired_vs_baseline, with_gap_closed
 
-__all__ = ["SweepEntry", "aggregate", "parse_entry", "run_sweep", "write_outputs"]
+__all__ = [
+    "SweepEntry",
+    "aggregate",
+    "paired_line",
+    "parse_entry",
+    "run_sweep",
+    "write_outputs",
+]
 
 
 @dataclass
@@ -86,11 +106,14 @@ def run_sweep(
     shifts: Sequence[str],
     seeds: Sequence[int],
     episodes: int,
-    expert: bool = True,
+    baselines: bool = True,
     log: Callable[[str], None] | None = print,
 ) -> list[dict[str, Any]]:
-    """Evaluate every entry at its ratios × shifts × seeds (+ the expert); return the rows."""
+    """Evaluate every entry at its ratios × shifts × seeds (+ ``expert`` and
+    ``zero_action`` on each seed's worlds); return the rows with their gap closed."""
     for e in entries:
+        if e.name in BASELINE_MODELS:
+            raise ValueError(f"model name {e.name!r} is a built-in baseline; choose another")
         if len(e.paths) not in (1, len(seeds)):
             raise ValueError(
                 f"model {e.name}: give one file or one per seed ({len(seeds)}), got {len(e.paths)}"
@@ -98,8 +121,8 @@ def run_sweep(
     rows: list[dict[str, Any]] = []
     for si, seed in enumerate(seeds):
         for shift in shifts:
-            if expert:
-                rows.append(evaluate_expert(settings, _shift(shift), episodes, seed))
+            for name in BASELINE_MODELS if baselines else ():
+                rows.append(evaluate_baseline(name, settings, _shift(shift), episodes, seed))
                 _log(log, rows[-1])
             for e in entries:
                 policy, _ = load_policy(e.path_for(si))
@@ -122,7 +145,7 @@ def run_sweep(
                     row["eval_s"] = time.perf_counter() - t0
                     rows.append(row)
                     _log(log, row)
-    return rows
+    return with_gap_closed(rows)
 
 
 def _shift(name: str) -> str | None:
@@ -157,9 +180,9 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for (model, ratio, shift), rs in groups.items():
         agg: dict[str, Any] = {"model": model, "ratio": ratio, "shift": shift, "seeds": len(rs)}
-        for k in ROW_FIELDS[5:]:
+        for k in METRIC_FIELDS:
             vals = [r[k] for r in rs if r.get(k) is not None]
-            if k == "score_std" or not vals:
+            if k.endswith("_std") or not vals:  # the std here is over seeds
                 continue
             agg[k] = float(np.mean(vals))
             agg[k + "_std"] = float(np.std(vals))
@@ -183,7 +206,13 @@ def write_outputs(
     main: str = "hybrid",
     plots: bool = True,
 ) -> dict[str, Path]:
-    """Write CSV, JSON, Markdown and (optionally) the PNG plots; return their paths."""
+    """Write CSV, JSON, Markdown and (optionally) the PNG plots; return their paths.
+
+    The gap closed is (re)computed from the baseline rows among ``rows``, so a merge of
+    sweeps pairs a part run without baselines with the baselines of another part's
+    identical worlds.
+    """
+    rows = with_gap_closed(rows)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     agg = aggregate(rows)
@@ -195,9 +224,9 @@ def write_outputs(
         w.writeheader()
         for r in rows:
             w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in w.fieldnames})
-    paths["json"].write_text(
-        json.dumps({"settings": settings or {}, "rows": list(rows), "aggregate": agg}, indent=1)
-    )
+    blob = {"settings": settings or {}, "rows": list(rows), "aggregate": agg}
+    blob["paired"] = paired_vs_baseline(rows)
+    paths["json"].write_text(json.dumps(blob, indent=1))
     paths["md"].write_text(markdown_summary(rows, main))
     if plots:
         paths.update(plot_sweep(agg, out, main))
@@ -214,49 +243,86 @@ def _ratio_str(r) -> str:
     return "–" if r is None else f"{r:g}"
 
 
+def _order(main: str):
+    """Table order: the ceiling, the floor, the main model, then the others by name/ratio."""
+    rank = {"expert": 0, "zero_action": 1, main: 2}
+    return lambda mr: (rank.get(mr[0], 3), mr[0], -1 if mr[1] is None else mr[1])
+
+
+def _ci(p: dict[str, Any], key: str, digits: int = 3) -> str:
+    if key not in p:
+        return "–"
+    return f"{p[key]:+.{digits}f} [{p[key + '_lo']:+.{digits}f}, {p[key + '_hi']:+.{digits}f}]"
+
+
+def paired_line(p: dict[str, Any], baseline: str = "zero_action") -> str:
+    """One console line of a :func:`~.stats.paired_vs_baseline` result."""
+    r = "-" if p["ratio"] is None else f"{p['ratio']:g}"
+    mde = p.get("score_diff_mde")
+    line = (
+        f"{p['model']} r={r} {p['shift']} vs {baseline}, {p['worlds']} worlds "
+        f"({p['seeds']} seeds): Δscore {_ci(p, 'score_diff')} (95 % CI"
+        + (f", MDE {mde:.3f})" if mde is not None else ")")
+    )
+    if "gap_closed_diff" in p:
+        line += f", Δgap closed {_ci(p, 'gap_closed_diff', 2)} on {p['gap_worlds']} worlds"
+    return line
+
+
 def markdown_summary(rows: Sequence[dict[str, Any]], main: str = "hybrid") -> str:
-    """Tables: score per model/ratio × shift, cost per ratio, robustness, the hot-swap gap."""
+    """Tables: score and gap closed per model/ratio × shift, the paired comparison with
+    ``zero_action``, cost per ratio, robustness, the hot-swap gap."""
     agg = aggregate(rows)
     by = {(a["model"], a["ratio"], a["shift"]): a for a in agg}
     shifts = sorted({a["shift"] for a in agg}, key=lambda s: (s != "nominal", s))
-    models = sorted(
-        {(a["model"], a["ratio"]) for a in agg},
-        key=lambda mr: (mr[0] != "expert", mr[0] != main, mr[0], -1 if mr[1] is None else mr[1]),
-    )
+    models = sorted({(a["model"], a["ratio"]) for a in agg}, key=_order(main))
     seeds = max((a["seeds"] for a in agg), default=0)
     lines = [
-        f"Normalized task score (mean ± std over {seeds} seeds; 1 = perfect tracking).",
+        f"Normalized task score (1 = perfect tracking) and gap closed g = (score − zero_action)"
+        " / (expert − zero_action), per world then averaged (0 = no better than standing "
+        f"still, 1 = as good as the expert); mean ± std over {seeds} seeds.",
         "",
-        "| model | ratio | " + " | ".join(shifts) + " |",
-        "|---|---|" + "---|" * len(shifts),
+        "| model | ratio | " + " | ".join(f"{s} score | {s} gap closed" for s in shifts) + " |",
+        "|---|---|" + "---|---|" * len(shifts),
     ]
     for m, r in models:
-        cells = [_fmt(by.get((m, r, s))) for s in shifts]
+        cells = [
+            _fmt(by.get((m, r, s))) + " | " + _fmt(by.get((m, r, s)), "gap_closed", 2)
+            for s in shifts
+        ]
         lines.append(f"| {m} | {_ratio_str(r)} | " + " | ".join(cells) + " |")
-    frac = expert_fraction(rows)
-    if frac:
+    paired = sorted(
+        paired_vs_baseline(rows),
+        key=lambda p: (_order(main)((p["model"], p["ratio"])), p["shift"] != "nominal", p["shift"]),
+    )
+    if paired:
         lines += [
             "",
-            "Fraction of the expert's score on the same worlds (per seed, then mean ± std).",
+            "Paired with `zero_action` on the same worlds (all seeds pooled): mean difference "
+            "[95 % bootstrap CI over worlds]; MDE = smallest score difference detectable with "
+            "80 % power at α 0.05 (2.8 sd/√n).",
             "",
-            "| model | ratio | " + " | ".join(shifts) + " |",
-            "|---|---|" + "---|" * len(shifts),
+            "| model | ratio | shift | worlds | Δ score | MDE | Δ gap closed |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for p in paired:
+            mde = "–" if p.get("score_diff_mde") is None else f"{p['score_diff_mde']:.3f}"
+            lines.append(
+                f"| {p['model']} | {_ratio_str(p['ratio'])} | {p['shift']} | {p['worlds']} | "
+                f"{_ci(p, 'score_diff')} | {mde} | {_ci(p, 'gap_closed_diff', 2)} |"
+            )
+    shifted = [s for s in shifts if s != "nominal"]
+    if shifted:  # nothing to compare with nominal otherwise
+        lines += [
+            "",
+            "Robustness: score under shift / nominal score (same model, ratio and seed).",
+            "",
+            "| model | ratio | " + " | ".join(shifted) + " |",
+            "|---|---|" + "---|" * len(shifted),
         ]
         for m, r in models:
-            if m == "expert":
-                continue
-            cells = [_fmt(frac.get((m, r, s)), "fraction", 2) for s in shifts]
+            cells = [_fmt(by.get((m, r, s)), "robustness", 2) for s in shifted]
             lines.append(f"| {m} | {_ratio_str(r)} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "Robustness: score under shift / nominal score (same model, ratio and seed).",
-        "",
-        "| model | ratio | " + " | ".join(s for s in shifts if s != "nominal") + " |",
-        "|---|---|" + "---|" * (len(shifts) - 1),
-    ]
-    for m, r in models:
-        cells = [_fmt(by.get((m, r, s)), "robustness", 2) for s in shifts if s != "nominal"]
-        lines.append(f"| {m} | {_ratio_str(r)} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "Cost per control step on the nominal worlds (measured activity; energy at 45 nm: "
@@ -267,7 +333,7 @@ def markdown_summary(rows: Sequence[dict[str, Any]], main: str = "hybrid") -> st
     ]
     for m, r in models:
         a = by.get((m, r, "nominal"))
-        if m == "expert" or a is None or "macs_per_step" not in a:
+        if m in BASELINE_MODELS or a is None or "macs_per_step" not in a:
             continue
         lines.append(
             f"| {m} | {_ratio_str(r)} | {a['synops_per_step']:.0f} | {a['macs_per_step']:.0f} | "
@@ -290,20 +356,6 @@ def markdown_summary(rows: Sequence[dict[str, Any]], main: str = "hybrid") -> st
                 f"{g['gap']:+.3f} ± {g['gap_std']:.3f} |"
             )
     return "\n".join(lines) + "\n"
-
-
-def expert_fraction(rows: Sequence[dict[str, Any]]) -> dict[tuple, dict[str, float]]:
-    """``(model, ratio, shift) -> {fraction, fraction_std}``: score / expert score, per seed."""
-    expert = {(r["shift"], r["seed"]): r["score"] for r in rows if r["model"] == "expert"}
-    groups: dict[tuple, list[float]] = defaultdict(list)
-    for r in rows:
-        e = expert.get((r["shift"], r["seed"]))
-        if r["model"] != "expert" and e:
-            groups[_key(r)].append(r["score"] / e)
-    return {
-        k: {"fraction": float(np.mean(v)), "fraction_std": float(np.std(v))}
-        for k, v in groups.items()
-    }
 
 
 def hot_swap_gap(
@@ -344,7 +396,9 @@ def plot_sweep(agg: Sequence[dict[str, Any]], out: Path, main: str = "hybrid") -
 
     mine = [a for a in agg if a["model"] == main and a["ratio"] is not None]
     shifts = sorted({a["shift"] for a in mine}, key=lambda s: (s != "nominal", s))
-    others = [a for a in agg if a["model"] not in (main, "expert") and a["ratio"] is not None]
+    others = [
+        a for a in agg if a["model"] not in (main, *BASELINE_MODELS) and a["ratio"] is not None
+    ]
     paths: dict[str, Path] = {}
 
     def line(ax, shift, key):
@@ -370,9 +424,10 @@ def plot_sweep(agg: Sequence[dict[str, Any]], out: Path, main: str = "hybrid") -
                 capsize=3,
                 label=f"{name} (nominal)",
             )
-    experts = [a for a in agg if a["model"] == "expert" and a["shift"] == "nominal"]
-    if experts:
-        ax.axhline(experts[0]["score"], color="k", ls="--", lw=1, label="expert (nominal)")
+    for name, style in zip(BASELINE_MODELS, ("--", ":")):
+        base = [a for a in agg if a["model"] == name and a["shift"] == "nominal"]
+        if base:
+            ax.axhline(base[0]["score"], color="k", ls=style, lw=1, label=f"{name} (nominal)")
     ax.set(xlabel="spiking ratio r", ylabel="normalized score", title="Task score vs ratio")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
@@ -404,7 +459,8 @@ def plot_sweep(agg: Sequence[dict[str, Any]], out: Path, main: str = "hybrid") -
     ax.set(
         xlabel="spiking ratio r", ylabel="score under shift / nominal", title="Robustness vs ratio"
     )
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:  # a nominal-only sweep has no shifted line
+        ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     paths["robustness_png"] = out / "robustness_vs_ratio.png"
     fig.tight_layout()

@@ -214,5 +214,11 @@ def test_robot_spec_travels_with_the_policy_and_parameters_override_it(tmp_path)
     ctl.set_robot_overrides({"max_linear_mps": 0.2})
     assert ctl.robot.max_linear_mps == 0.2 and ctl.robot.max_angular_rps == 1.5
     assert ctl.set_robot_overrides({}) == spec
-    # a file saved before the spec was stored: the sim rover it was trained on
-    assert PolicyController(default_policy_path()).robot == RobotSpec()
+    # a file saved before the spec was stored: the sim rover every such policy was trained on
+    from hybrid_snn_control.policy.checkpoint import load_checkpoint, save_checkpoint
+
+    tensors, meta = load_checkpoint(path)
+    del meta["policy_config"]["robot"]
+    save_checkpoint(tmp_path / "old.safetensors", tensors, meta)
+    assert PolicyController(tmp_path / "old.safetensors").robot == RobotSpec()
+    assert PolicyController(default_policy_path()).robot == RobotSpec()  # the shipped one

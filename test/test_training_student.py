@@ -199,3 +199,23 @@ def test_tiny_recipe_run_lowers_held_out_loss_and_closes_more_gap_than_untrained
     gap_after = np.nanmean(gap_closed(scores(policy), zero, expert))
     assert loss_after < 0.6 * loss_before, (loss_before, loss_after)
     assert gap_after > gap_before + 0.1, (gap_before, gap_after)
+
+
+def test_sandwich_trains_the_pure_ends_in_every_batch(noisy_expert_data):
+    from hybrid_snn_control.training.imitation import ImitationTask
+
+    cfg = ImitationConfig(env=TINY_ENV, chunk_steps=25, sandwich=True)
+    task = ImitationTask(cfg)
+    policy = HybridPolicy(PolicyConfig(event_shape=[2, 16, 16], hidden_size=8))
+    core = policy.core
+    core.ratio_sampling, core.ratio_choices = True, (0.0, 0.25, 0.5, 0.75, 1.0)
+    for _ in range(20):
+        ratios = task._batch_ratios(core)
+        assert ratios[0] == 0.0 and ratios[-1] == 1.0 and len(ratios) in (2, 3)
+    # several mask sets: one summed update, the mean of each ratio's own loss reported
+    batch = noisy_expert_data[0].collate([0, 1])
+    sets = [core.masks_for_ratio(r) for r in (0.0, 1.0)]
+    with torch.no_grad():
+        each = [tbptt_pass(policy, batch, cfg, s) for s in sets]
+        both = tbptt_pass(policy, batch, cfg, sets)
+    assert both == pytest.approx(sum(each) / 2, rel=1e-6)

@@ -133,6 +133,13 @@ class ImitationConfig:
             "(labels stay clean)",
         ),
     )
+    sandwich: bool = field(
+        default=False,
+        metadata=param(
+            description="with ratio sampling: every batch also trains the smallest and largest "
+            "ratio (gradients summed, one update)"
+        ),
+    )
     aux_weight: float = field(
         default=0.0,
         metadata=param(
@@ -209,7 +216,7 @@ def tbptt_pass(
     policy: nn.Module,
     batch: dict[str, Tensor],
     cfg: ImitationConfig,
-    masks: Sequence[Tensor] | None = None,
+    masks: Sequence[Tensor] | Sequence[Sequence[Tensor]] | None = None,
     optimizer: torch.optim.Optimizer | None = None,
 ) -> float:
     """Walk a padded episode batch in ``chunk_steps`` windows; the step-weighted mean loss.
@@ -218,24 +225,34 @@ def tbptt_pass(
     Without: evaluation only (call under ``torch.no_grad()``).  A
     :class:`StudentWithAux` adds ``aux_weight`` × the MSE of its privileged-state
     predictions to the loss that is optimized (the returned loss is the action loss).
+    ``masks`` may be a list of mask sets (several ratios of one batch, each with its own
+    state): their losses are summed into one update per window and averaged in the result.
     """
     core = policy.module.core if hasattr(policy, "module") else policy.core
-    state, total, weight = None, 0.0, 0.0
+    mask_sets = list(masks) if masks is not None and not torch.is_tensor(masks[0]) else [masks]
+    states: list[Any] = [None] * len(mask_sets)
+    total, weight = 0.0, 0.0
     for t0 in range(0, batch["expert"].shape[0], cfg.chunk_steps):
         w = slice(t0, t0 + cfg.chunk_steps)
-        pred, state, *aux = policy(batch["events"][w].float(), batch["proprio"][w], state, masks)
         m = batch["mask"][w]
-        loss = action_loss(pred, batch["expert"][w], m, cfg.loss)
-        objective = loss
-        if aux and cfg.aux_weight > 0:
-            objective = loss + cfg.aux_weight * action_loss(aux[0], batch["privileged"][w], m)
+        loss, objective = 0.0, 0.0
+        for i, ms in enumerate(mask_sets):
+            pred, states[i], *aux = policy(
+                batch["events"][w].float(), batch["proprio"][w], states[i], ms
+            )
+            part = action_loss(pred, batch["expert"][w], m, cfg.loss)
+            loss = loss + part / len(mask_sets)
+            objective = objective + part
+            if aux and cfg.aux_weight > 0:
+                aux_loss = action_loss(aux[0], batch["privileged"][w], m)
+                objective = objective + cfg.aux_weight * aux_loss
         if optimizer is not None:
             optimizer.zero_grad(set_to_none=True)
             objective.backward()
             if cfg.grad_clip > 0:
                 nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
             optimizer.step()
-        state = core.detach_state(state)
+        states = [core.detach_state(st) for st in states]
         n = float(m.sum())
         total, weight = total + float(loss.detach()) * n, weight + n
     return total / max(weight, 1.0)
@@ -330,7 +347,7 @@ class ImitationTask:
             )
             masks = None
             if core.ratio_sampling and core.spiking_ratio is not None:
-                masks = core.masks_for_ratio(core.sample_ratio())  # one ratio per batch
+                masks = [core.masks_for_ratio(r) for r in self._batch_ratios(core)]
             loss = tbptt_pass(net, data.collate(idx, run.device), cfg, masks, optimizer)
             run.log(loss=loss, beta=self._beta(k, first_bc), episodes=len(data))
         run.close()
@@ -338,6 +355,16 @@ class ImitationTask:
         for j in sorted(rounds):
             self.data.add(rounds[j].episodes)
         return {"final_loss": loss, "steps": run.step, "episodes": len(self.data)}
+
+    def _batch_ratios(self, core: nn.Module) -> list[float]:
+        """The ratios one batch trains: one sampled ratio, or with ``sandwich`` also the
+        smallest and largest of the choices (the slimmable networks' sandwich rule: the
+        pure ends, which share the fewest units with the rest, get a gradient every step)."""
+        r = core.sample_ratio()
+        if not self.cfg.sandwich:
+            return [r]
+        choices = core.ratio_choices or (0.0, 1.0)
+        return sorted({min(choices), max(choices), r})
 
     def _student(self, policy: HybridPolicy, envs: Any) -> nn.Module:
         """What the optimizer trains: the policy, or the policy with auxiliary heads

@@ -21,6 +21,7 @@ VERSION = re.search(r"<version>([^<]+)</version>", (HERE / "package.xml").read_t
 #          robot/, ros/ (numpy, yaml; rclpy and the messages come from ROS or [ros])
 #   robot  deploy/runtime.py's ONNX Runtime path: onnxruntime runs the graph and reads the
 #          ``hsc_meta`` stored in the .onnx file.  No torch, no safetensors, no onnx.
+#          ros/mcap_record.py + replay.py: mcap writes / reads run recordings.
 #   torch  neurons/, hybrid/, policy/ (safetensors.torch checkpoints), events/encoders,
 #          the torch / TorchScript runtimes
 #   sim    sim/ (mujoco, gymnasium, scipy.sparse), `hsc sim` / `hsc events` previews
@@ -34,6 +35,7 @@ BASE = [
 ]
 ROBOT = [
     "onnxruntime>=1.18",
+    "mcap>=1.1",
 ]
 TORCH = [
     # The CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
@@ -73,7 +75,8 @@ ROS_WHEELS = [
     "ros-rcl-interfaces",
     "ros-ament-index-python",
 ]
-DEV = ["pytest>=7", "pytest-timeout>=2", "ruff>=0.4", "snntorch>=0.9"]
+# mcap-ros2-support: tests decode recordings the way Foxglove / other tools do
+DEV = ["pytest>=7", "pytest-timeout>=2", "ruff>=0.4", "snntorch>=0.9", "mcap-ros2-support>=0.5"]
 
 
 def _union(*groups: list[str]) -> list[str]:

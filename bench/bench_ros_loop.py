@@ -103,6 +103,9 @@ def measure(kind: str, where: str, seconds: float, rate_hz: float, n_events: int
     from sensor_msgs.msg import PointCloud2
 
     ns = f"bench_loop_{kind}_{where}_{os.getpid()}"
+    # one packet per control period: the policy's rate must be the driver's (packets faster
+    # than rate_hz are coalesced by design, issue 18)
+    policy_params = {**POLICY_PARAMS, "rate_hz": float(rate_hz)}
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     ex = SingleThreadedExecutor(context=ctx)
@@ -111,7 +114,7 @@ def measure(kind: str, where: str, seconds: float, rate_hz: float, n_events: int
     if where == "processes":
         if kind == "loop":
             cmds = [
-                ["-m", "hybrid_snn_control.ros.policy_node", "--ros-args", *_args(POLICY_PARAMS)],
+                ["-m", "hybrid_snn_control.ros.policy_node", "--ros-args", *_args(policy_params)],
                 [
                     "-m",
                     "hybrid_snn_control.ros.actuator_node",
@@ -139,7 +142,7 @@ def measure(kind: str, where: str, seconds: float, rate_hz: float, n_events: int
         policy = PolicyNode(
             context=ctx,
             namespace=ns,
-            parameter_overrides=[Parameter(k, value=v) for k, v in POLICY_PARAMS.items()],
+            parameter_overrides=[Parameter(k, value=v) for k, v in policy_params.items()],
         )
         ex.add_node(policy)
         ex.add_node(

@@ -343,6 +343,7 @@ class Rig:
         )
         d.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 100)
         self.ns = ns
+        self.t_us: int | None = None
         self.ex.add_node(self.policy)
         self.ex.add_node(d)
         assert spin(self.ex, lambda: self.events.get_subscription_count() > 0, 10.0)
@@ -356,8 +357,10 @@ class Rig:
         self.spin(self.ex, lambda: False, 0.05)
 
     def step(self, msg: PointCloud2 | None = None) -> TwistStamped:
+        """One packet, one step: packets one control period (20 ms) apart in packet time."""
         n = self.policy.steps
-        self.events.publish(packet() if msg is None else msg)
+        self.t_us = time.time_ns() // 1000 if self.t_us is None else self.t_us + 20_000
+        self.events.publish(packet(t_us=self.t_us) if msg is None else msg)
         assert self.spin(self.ex, lambda: self.policy.steps > n, 5.0)
         assert self.spin(self.ex, lambda: len(self.cmds) > n and len(self.status) > n, 5.0)
         return self.cmds[-1]
@@ -369,11 +372,10 @@ class Rig:
 
 
 def test_bad_odometry_and_imu_are_dropped_counted_and_the_last_good_value_is_held(
-    ros_context, spin, monkeypatch
+    ros_context, spin
 ):
     # ageing out is the unit test's; here a slow machine must not make the held value stale
-    monkeypatch.setattr(PolicyNode, "proprio_stale_after_s", 60.0, raising=False)
-    rig = Rig(ros_context, spin, "faults_odom", proprio_source="odom")
+    rig = Rig(ros_context, spin, "faults_odom", proprio_source="odom", proprio_stale_after_s=60.0)
     try:
         good = Odometry()
         good.twist.twist.linear.x, good.twist.twist.angular.z = 0.2, 0.5

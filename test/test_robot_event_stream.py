@@ -83,3 +83,40 @@ def test_evt3_packets_keep_one_sensor_to_host_offset_across_jittery_stamps():
     assert jumped["t"][0] == 99_000_000 and clock.resyncs == 1
     with pytest.raises(ValueError, match="unsupported EventPacket encoding"):
         decode_event_packet("libcaer_cmp", b"", 0, False, (64, 48), state, clock)
+
+
+def _dense_evt3(blocks: int) -> tuple[bytes, np.ndarray]:
+    """Full rows of ON events: EVT 3.0 vectors pack them ~10 events per 2-byte word."""
+    x = np.tile(np.arange(320), 60 * blocks)
+    y = np.tile(np.repeat(np.arange(60), 320), blocks)
+    t = np.repeat(np.arange(blocks * 60) * 10, 320)
+    ev = make_events(x, y, t, np.ones(x.size, int))
+    return evt3_encode(ev), ev
+
+
+def test_evt3_decoding_is_bounded_by_max_events_whatever_the_payload_expands_to():
+    # finding 4: a 40 MB evt3 payload expanded to 63 M events (1.66 GB) before the buffer
+    # bound applied; with max_events the peak stays one chunk's worth for any payload size
+    import tracemalloc
+
+    from hybrid_snn_control.events.codecs import DecodeStats
+
+    peaks = []
+    for blocks in (50, 200):
+        payload, ev = _dense_evt3(blocks)
+        stats = DecodeStats()
+        tracemalloc.start()
+        out = decode_event_packet(
+            "evt3", payload, 0, False, (320, 60), Evt3State(), EventPacketTime(),
+            max_events=50_000, stats=stats,
+        )  # fmt: skip
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert out.size == 50_000 and stats.overflow_events == ev.size - 50_000
+        tail = ev[-50_000:]  # the newest events are the ones kept (host time: shifted)
+        np.testing.assert_array_equal(out[["x", "y", "p"]], tail[["x", "y", "p"]])
+        np.testing.assert_array_equal(out["t"] - out["t"][0], tail["t"] - tail["t"][0])
+    assert peaks[1] < 1.2 * peaks[0] + 5 * 2**20, peaks  # 4x the payload, same peak
+    s = EventPacketizer((320, 60), 50_000)
+    s.count_overflow(stats.overflow_events)
+    assert s.counters.dropped_overflow_events == stats.overflow_events

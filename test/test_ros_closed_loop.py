@@ -139,11 +139,11 @@ def test_reset_service_clears_state_and_malformed_packets_are_dropped(ros_contex
     ex.add_node(driver)
     assert spin(ex, lambda: pub.get_subscription_count() > 0, 10.0)
     now_ns = time.time_ns()
-    for k in range(5):
-        pub.publish(packet_msg(300, now_ns + k * 10_000_000))
+    for k in range(5):  # one control period (50 Hz) apart: one step each
+        pub.publish(packet_msg(300, now_ns + k * 20_000_000))
         assert spin(ex, lambda k=k: policy.steps == k + 1, 5.0)
     assert any(np.abs(s).sum() > 0 for s in policy.controller.state_arrays())
-    newest_ns = (now_ns + 4 * 10_000_000) // 1000 * 1000  # the command carries the event time
+    newest_ns = (now_ns + 4 * 20_000_000) // 1000 * 1000  # the command carries the event time
     assert spin(
         ex,
         lambda: any(c.header.stamp.sec * 10**9 + c.header.stamp.nanosec == newest_ns for c in cmds),
@@ -159,7 +159,7 @@ def test_reset_service_clears_state_and_malformed_packets_are_dropped(ros_contex
     bad.data = bytes(bad.data)[:-7]
     pub.publish(bad)
     assert spin(ex, lambda: policy.dropped_malformed == 1, 5.0)
-    pub.publish(packet_msg(10, now_ns + 60_000_000))  # the loop keeps running
+    pub.publish(packet_msg(10, now_ns + 100_000_000))  # the loop keeps running
     assert spin(ex, lambda: policy.steps == 6, 5.0)
     ex.shutdown()
     policy.destroy_node()

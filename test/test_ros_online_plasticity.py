@@ -74,11 +74,13 @@ def test_online_plasticity_switches_live_and_the_status_reports_weight_norms(
     assert policy.get_parameter("online_plasticity").value is False
     assert spin(ex, lambda: pub.get_subscription_count() > 0, 10.0)
 
+    clock = {"t_ns": time.time_ns()}  # one packet per control period, never backwards
+
     def run(steps: int) -> None:
         start = policy.steps
-        now_ns = time.time_ns()
         for k in range(steps):
-            pub.publish(packet_msg(400, now_ns + k * 20_000_000))
+            clock["t_ns"] += 20_000_000
+            pub.publish(packet_msg(400, clock["t_ns"]))
             assert spin(ex, lambda k=k: policy.steps == start + k + 1, 5.0)
 
     run(10)

@@ -11,7 +11,9 @@ Which nodes run: those the file has a section for (or ``--nodes``), in the order
 * ``--processes``: one ``python -m <node module>`` per node, as ``ros2 launch`` would.
 
 Ctrl-C, SIGTERM or ``--duration`` stop everything cleanly; the actuator sends a zero
-command on the way out.
+command on the way out.  ``--record run.mcap`` (one process) records the run's topics to
+MCAP; ``hsc replay run.mcap`` (also here) feeds a recording back into policy_node and
+checks its commands.
 """
 
 from __future__ import annotations
@@ -51,6 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "rclpy, see docs/ros.md), N > 1 = MultiThreadedExecutor with N threads",
     )
     p.add_argument(
+        "--record",
+        metavar="FILE.mcap",
+        help="record the run's topics (events, cmd, cmd_vel, odom, status, diagnostics, "
+        "parameter events) to MCAP (one process only)",
+    )
+    p.add_argument(
         "--ros-args",
         dest="ros_args",
         nargs=argparse.REMAINDER,
@@ -58,6 +66,44 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="everything after this goes to the nodes as ROS arguments (remaps, -p, ...)",
     )
     p.set_defaults(func=run)
+    r = sub.add_parser(
+        "replay",
+        help="feed a recorded run (MCAP) back into policy_node and compare its commands",
+    )
+    r.add_argument("recording", help="an MCAP file from hsc demo/bringup --record")
+    r.add_argument("--tolerance", type=float, default=1e-6, help="max |command difference|")
+    r.set_defaults(func=replay)
+
+
+def replay(args: argparse.Namespace) -> int:
+    if not Path(args.recording).is_file():
+        raise FileNotFoundError(f"recording {args.recording} does not exist")
+    from hybrid_snn_control.ros.replay import replay as run_replay
+
+    result = run_replay(args.recording, args.tolerance)
+    print(result.line(), flush=True)
+    for m in result.mismatches:
+        print(f"  mismatch {m}")
+    return 0 if result.ok else 1
+
+
+def _recorder_class(path: Path, record: str):
+    """The recorder node for ``--record``, with policy_node's parameters for replay."""
+    import dataclasses
+    import json
+
+    from hybrid_snn_control.config import load_node_params
+    from hybrid_snn_control.ros.mcap_record import recorder_node_class
+    from hybrid_snn_control.ros.policy_node import resolve_checkpoint
+    from hybrid_snn_control.ros.settings import PolicySettings
+
+    settings = load_node_params(path, "policy_node", PolicySettings, {})
+    meta = {
+        "checkpoint": resolve_checkpoint(settings.checkpoint),
+        "policy_node": json.dumps(dataclasses.asdict(settings)),
+        "config": str(path),
+    }
+    return recorder_node_class(record, meta)
 
 
 def select_nodes(path: Path, requested: str | None) -> list[str]:
@@ -88,10 +134,14 @@ def run(args: argparse.Namespace) -> int:
     mode = "one process per node" if args.processes else "one process"
     print(f"bringup: {', '.join(names)} from {path} in {mode}{bound}", flush=True)
     if args.processes:
+        if args.record:
+            raise ValueError("--record runs in one process; drop --processes to record")
         return _run_processes(names, ros_args, args.duration)
     from hybrid_snn_control.ros.runner import run_nodes
 
     classes = [node_class(n) for n in names]
+    if args.record:  # first: it must hear the sim's first episode start
+        classes.insert(0, _recorder_class(path, args.record))
     code = run_nodes(classes, args=ros_args, duration_s=args.duration, threads=args.threads)
     print(f"bringup: stopped (exit {code})", flush=True)
     return code

@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--episodes", type=int, help="episodes per ratio segment")
     p.add_argument("--out", help="report folder (default runs/demo)")
     p.add_argument("--lockstep", action="store_true", help="sim waits for each command")
+    p.add_argument("--record", metavar="FILE.mcap", help="record the run's topics to MCAP")
     p.add_argument("--no-compare", action="store_true", help="skip the direct gym rollout")
     p.set_defaults(func=run)
 
@@ -38,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         "out_dir": args.out,
         "lockstep": True if args.lockstep else None,
         "compare_direct": False if args.no_compare else None,
+        "record": args.record,
     }
     path = config_file(args.config).resolve()
     params = load_node_params(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import reprlib
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,6 +95,7 @@ class DecodeStats:
     dropped_bytes: int = 0
     dropped_events: int = 0
     unknown_words: int = 0
+    overflow_events: int = 0  # oldest events dropped to honour ``max_events``
     messages: list[str] = field(default_factory=list)
 
     def drop(self, what: str) -> None:
@@ -520,6 +522,7 @@ def evt3_decode(
     sensor_size: tuple[int, int] | None = None,
     strict: bool = True,
     stats: DecodeStats | None = None,
+    max_events: int | None = None,
 ) -> np.ndarray:
     """Decode Prophesee EVT 3.0 words (little endian u16) into events (``t`` in sensor µs).
 
@@ -528,6 +531,9 @@ def evt3_decode(
     TIME_HIGH / ADDR_Y / VECT_BASE_X they need are dropped and counted (or raise, ``strict``).
     EXT_TRIGGER, OTHERS and CONTINUED words are skipped; unknown word types raise (``strict``)
     or are counted in ``stats.unknown_words``.  An odd byte count drops the last byte.
+    ``max_events``: keep only the newest ones while decoding (the rest counted in
+    ``stats.overflow_events``), so memory stays bounded by it plus one chunk, whatever
+    the payload expands to (EVT 3.0 vectors pack up to 12 events in 2 bytes).
     """
     st = state if state is not None else Evt3State()
     raw = _byte_view(payload, "evt3")
@@ -538,10 +544,22 @@ def evt3_decode(
             stats.dropped_bytes += rest
     words = np.frombuffer(raw, dtype="<u2", count=n)
     # long payloads go through in chunks; the state carries across them as across packets
-    parts = [
-        _evt3_decode_words(words[i : i + _EVT3_CHUNK_WORDS], st, strict, stats)
-        for i in range(0, n, _EVT3_CHUNK_WORDS)
-    ]
+    parts: deque[np.ndarray] = deque()
+    kept = overflow = 0
+    for i in range(0, n, _EVT3_CHUNK_WORDS):
+        part = _evt3_decode_words(words[i : i + _EVT3_CHUNK_WORDS], st, strict, stats)
+        parts.append(part)
+        kept += part.size
+        while max_events is not None and kept > max_events:
+            excess = kept - max_events
+            if parts[0].size <= excess:
+                excess = parts.popleft().size
+            else:
+                parts[0] = parts[0][excess:].copy()  # a copy: the full chunk can go
+            kept -= excess
+            overflow += excess
+    if stats is not None:
+        stats.overflow_events += overflow
     out = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else empty_events()
     out = _drop_outside(out, sensor_size, strict, stats, "evt3")
     if stats is not None:

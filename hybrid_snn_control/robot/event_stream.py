@@ -67,6 +67,10 @@ class EventPacketizer:
         self._chunks: deque[np.ndarray] = deque()
         self.buffered = 0
 
+    def count_overflow(self, n: int) -> None:
+        """Count events a decoder left out to stay within ``max_buffered_events``."""
+        self.counters.dropped_overflow_events += int(n)
+
     def reject(self) -> None:
         """Count a message the caller could not decode."""
         self.counters.messages_in += 1
@@ -154,19 +158,24 @@ def decode_event_packet(
     sensor_size: tuple[int, int],
     evt3_state: Evt3State,
     evt3_time: EventPacketTime,
+    max_events: int | None = None,
+    stats: DecodeStats | None = None,
 ) -> np.ndarray:
     """An ``EventPacket``'s events in ROS-time µs; ``ValueError`` if it is malformed.
 
     Events outside ``sensor_size`` are returned (and rejected by :class:`EventPacketizer`).
+    ``max_events`` bounds an ``evt3`` payload while it is decoded: only the newest are kept
+    (``stats.overflow_events`` counts the rest), so a 40 MB payload that expands to 63 M
+    events never exists in memory at once.
     """
-    stats = DecodeStats()
+    stats = stats if stats is not None else DecodeStats()
     if encoding == "mono":
         # dt is relative to time_base; the header stamp is time_base in host time
         out = mono_decode(payload, int(stamp_us) * 1000, is_bigendian, strict=True, stats=stats)
     elif encoding == "evt3":
         if is_bigendian:
             raise ValueError("evt3 packets are little endian; is_bigendian=true is malformed")
-        out = evt3_decode(payload, evt3_state, strict=False, stats=stats)
+        out = evt3_decode(payload, evt3_state, strict=False, stats=stats, max_events=max_events)
         if stats.dropped_bytes or stats.unknown_words:
             raise ValueError(f"evt3 packet malformed: {'; '.join(stats.messages[:3])}")
         out = evt3_time.to_host(out, stamp_us)

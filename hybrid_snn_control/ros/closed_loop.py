@@ -10,6 +10,7 @@ drive the loop through this one harness, so the tests check the loop the demo sh
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -84,8 +85,10 @@ class ClosedLoop:
         actuator: Mapping[str, Any] | None = None,
         policy: Mapping[str, Any] | None = None,
         sim: Mapping[str, Any] | None = None,
+        record: str | None = None,
     ) -> None:
         self.executor = SingleThreadedExecutor(context=context)
+        self.recorder = None
         self.nodes: list[Node] = []
         self.statuses: list[dict[str, Any]] = []  # policy_node's ~/status, in arrival order
         ns = {"context": context, "namespace": namespace or None}
@@ -96,6 +99,8 @@ class ClosedLoop:
             self.policy = self._add(
                 PolicyNode(**ns, parameter_overrides=as_parameters(policy or {}))
             )
+            if record:  # before the sim: its first episode starts when it is created
+                self.recorder = self._recorder(Node("hsc_recorder", **ns), record)
             self.sim = self._add(SimNode(**ns, parameter_overrides=as_parameters(sim or {})))
             self.operator = self._add(Node("operator", **ns))
         except BaseException:
@@ -110,6 +115,26 @@ class ClosedLoop:
         self._set_parameters = self.operator.create_client(
             SetParameters, "policy_node/set_parameters"
         )
+
+    def _recorder(self, node: Node, path: str) -> Any:
+        """An MCAP recorder of the loop's topics, with policy_node's parameters for replay."""
+        from hybrid_snn_control.ros.mcap_record import McapRecorder
+        from hybrid_snn_control.ros.policy_node import resolve_checkpoint
+
+        self._add(node)
+        settings = self.policy.params.values
+        meta = {
+            "checkpoint": resolve_checkpoint(settings.checkpoint),
+            "policy_node": json.dumps(dataclasses.asdict(settings)),
+        }
+        return McapRecorder(node, path, metadata=meta)
+
+    def close_recording(self) -> Any:
+        """Finish the MCAP file (if recording); its path, or None."""
+        if self.recorder is None:
+            return None
+        path, self.recorder = self.recorder.close(), None
+        return path
 
     def _add(self, node: Node) -> Any:
         self.nodes.append(node)
@@ -131,6 +156,7 @@ class ClosedLoop:
 
     def close(self) -> None:
         """Zero command from the actuator (as at any shutdown), then destroy every node."""
+        self.close_recording()
         if self.nodes and isinstance(self.nodes[0], ActuatorNode):
             try:
                 self.nodes[0].safe_stop()

@@ -62,7 +62,7 @@ def run_closed_loop(
             "real_time_factor": float(params.real_time_factor),
             "lockstep": bool(params.lockstep),
         }
-        with ClosedLoop(ctx, policy=policy, sim=sim) as loop:
+        with ClosedLoop(ctx, policy=policy, sim=sim, record=params.record or None) as loop:
             t_wall0 = time.monotonic()
             switches = _run_segments(loop, params)
             wall_s = time.monotonic() - t_wall0
@@ -73,6 +73,9 @@ def run_closed_loop(
                 "reason": bad.reason,
                 "ratio_after": loop.policy.controller.spiking_ratio,
             }
+            if loop.recorder is not None:
+                n = sum(loop.recorder.counts.values())
+                print(f"recorded {loop.close_recording()}: {n} messages (hsc replay checks it)")
             return _summary(loop, config, params, switches, rejected, wall_s)
     finally:
         rclpy.shutdown(context=ctx)

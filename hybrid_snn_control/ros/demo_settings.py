@@ -47,6 +47,13 @@ class DemoParams:
         metadata=param(description="also roll the policy out directly in gym (same seeds)"),
     )
     out_dir: str = field(default="runs/demo", metadata=param(description="report folder"))
+    record: str = field(
+        default="",
+        metadata=param(
+            description="MCAP file to record the run's topics to (empty: no recording); "
+            "`hsc replay <file>` checks the policy's commands against it"
+        ),
+    )
     timeout_s: float = field(default=600.0, metadata=param(range=(1.0, 7200.0)))
 
     def __post_init__(self) -> None:

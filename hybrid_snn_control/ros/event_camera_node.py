@@ -37,7 +37,7 @@ from sensor_msgs.msg import Image, PointCloud2
 
 from hybrid_snn_control.events import EventCameraSimulator
 from hybrid_snn_control.events.arrays import empty_events
-from hybrid_snn_control.events.codecs import Evt3State, check_times_us
+from hybrid_snn_control.events.codecs import DecodeStats, Evt3State, check_times_us
 from hybrid_snn_control.robot.event_stream import (
     EventPacketizer,
     EventPacketTime,
@@ -126,14 +126,17 @@ class EventCameraNode(Node):
 
     def _on_pointcloud2(self, msg: PointCloud2) -> None:
         try:
-            events = pointcloud2_to_events(msg)
+            cap = self.stream.max_buffered_events  # cut before decoding, newest kept
+            events = pointcloud2_to_events(msg, max_events=cap)
         except ValueError as exc:
             self._dropped("PointCloud2", str(exc))
             return
+        self.stream.count_overflow(max(msg.width * msg.height - cap, 0))
         self._accept(events, "PointCloud2")
 
     def _on_event_packet(self, msg) -> None:
         s = self.params.values
+        stats = DecodeStats()
         try:
             events = decode_event_packet(
                 msg.encoding,
@@ -143,10 +146,13 @@ class EventCameraNode(Node):
                 (s.width, s.height),
                 self._evt3_state,
                 self._evt3_time,
+                max_events=self.stream.max_buffered_events,  # bounded while decoding
+                stats=stats,
             )
         except ValueError as exc:
             self._dropped("EventPacket", str(exc))
             return
+        self.stream.count_overflow(stats.overflow_events)
         self._accept(events, "EventPacket")
 
     def _on_message_lost(self, info) -> None:

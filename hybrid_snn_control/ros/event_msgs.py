@@ -64,22 +64,37 @@ def events_to_pointcloud2(events: np.ndarray, frame_id: str) -> PointCloud2:
     return msg
 
 
-def pointcloud2_to_events(msg: PointCloud2) -> np.ndarray:
+def pointcloud2_to_events(msg: PointCloud2, max_events: int | None = None) -> np.ndarray:
     """A PointCloud2 with x/y/t/p fields → events in µs (``ValueError`` if malformed,
-    :class:`EventTimeError` if its stamp or event times are outside ``[0, MAX_STAMP_US]``)."""
+    :class:`EventTimeError` if its stamp or event times are outside ``[0, MAX_STAMP_US]``).
+
+    ``max_events``: decode only the last ``max_events`` points (drivers write points in
+    time order, so the newest), so a flood's memory and time are bounded *before*
+    decoding; the caller counts ``msg.width * msg.height - max_events`` as dropped.
+    """
     if not 0 <= msg.header.stamp.nanosec < 1_000_000_000:
         raise EventTimeError(f"header.stamp.nanosec {msg.header.stamp.nanosec} is not < 1e9")
     if msg.row_step != msg.width * msg.point_step:
         raise ValueError(
             f"row_step {msg.row_step} != width {msg.width} × point_step {msg.point_step}"
         )
+    data, width, height = msg.data, msg.width, msg.height
+    n_points = width * height
+    if max_events is not None and n_points > max_events:
+        if len(data) != n_points * msg.point_step:
+            raise ValueError(
+                f"width*height = {width}*{height} points but data holds {len(data)} bytes "
+                f"(point_step {msg.point_step})"
+            )
+        data = memoryview(data)[(n_points - max_events) * msg.point_step :]
+        width, height = max_events, 1
     events = pointcloud2_decode(
-        msg.data,
+        data,
         msg.fields,
         msg.point_step,
         stamp_us_of(msg),
-        msg.width,
-        msg.height,
+        width,
+        height,
         msg.is_bigendian,
     )
     check_times_us(events, stamp_us_of(msg))

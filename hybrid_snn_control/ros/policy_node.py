@@ -14,6 +14,15 @@ last good reading is held up to ``proprio_stale_after_s``, 0.5 s); a non-finite 
 becomes a zero command and a counted, rate-limited error.  All counters are in
 ``~/status`` and ``/diagnostics``.
 
+Floods do not set the pace: with ``trigger: timer`` packets only add to the next step's
+event counts; with ``trigger: events`` a packet steps at most ``rate_hz`` times per second
+of packet time (:class:`~hybrid_snn_control.robot.packet_clock.PacketStepGate`; the extra
+packets are coalesced into the next step, ``packets_coalesced``).  A packet larger than
+``max_events_per_packet`` is cut to its newest events before decoding
+(``dropped_overflow_events``), and packets the publisher sent that never reached this node
+(lost by the middleware, or overwritten in the subscription queue while it was busy) are
+counted from the publication sequence numbers (``dropped_in_transport``).
+
 ``spiking_ratio`` is declared with ``FloatingPointRange(0, 1)`` and validated on every
 set-parameters call (out of range, NaN, wrong type → rejected with the reason, the old
 ratio stays); an accepted value is a mask change applied at the next control step.  A
@@ -54,6 +63,7 @@ from hybrid_snn_control.robot.controller import (
     PolicyController,
     wheel_speeds_from_twist,
 )
+from hybrid_snn_control.robot.packet_clock import PacketStepGate
 from hybrid_snn_control.robot.proprio import ProprioFilter, ProprioLimits
 from hybrid_snn_control.ros.actuator_node import COMMAND_QOS, ESTOP_QOS
 from hybrid_snn_control.ros.diagnostics import publish_status
@@ -103,9 +113,6 @@ def policy_node_controller(settings: PolicySettings) -> PolicyController:
 class PolicyNode(Node):
     """Runs the hybrid policy on the event stream and publishes velocity commands."""
 
-    #: how long a held proprio reading stands in for newer, dropped ones (steady clock)
-    proprio_stale_after_s: float = 0.5
-
     def __init__(self, node_name: str = "policy_node", **kwargs) -> None:
         super().__init__(node_name, **kwargs)
         self.params = ParameterBinding(self, PolicySettings)
@@ -122,14 +129,20 @@ class PolicyNode(Node):
         self.params.on_change("spiking_ratio", self._set_ratio)
         self.params.on_change("online_plasticity", self._set_plasticity)
         self.params.on_change("online_plasticity_rate", self._set_plasticity_rate)
-        for name in ROBOT_PARAMETERS:
+        for name in (*ROBOT_PARAMETERS, "proprio_stale_after_s"):
             self.params.on_change(name, self._set_robot)
         self.sensors = ProprioFilter(self._proprio_limits())
+        self.gate = PacketStepGate(s.rate_hz)
         self.steps = 0
         self.resets = 0
+        self.ratio_changes = 0
+        self.packets_in = 0
         self.dropped_malformed = 0
         self.dropped_out_of_range = 0
         self.dropped_bad_time = 0
+        self.dropped_overflow_events = 0
+        self.dropped_in_transport = 0
+        self._last_seq: dict[bytes, int] = {}
         self._faults_reported = 0
         self.last_step: dict = {}
         self._latencies: list[float] = []
@@ -172,9 +185,12 @@ class PolicyNode(Node):
         )
 
     # -- inputs ------------------------------------------------------------------------
-    def _on_events(self, msg: PointCloud2) -> None:
+    def _on_events(self, msg: PointCloud2, info) -> None:
+        self.packets_in += 1
+        self._count_lost(info)
+        cap = self.params.values.max_events_per_packet
         try:
-            events = pointcloud2_to_events(msg)
+            events = pointcloud2_to_events(msg, max_events=cap)
         except EventTimeError as exc:
             self.dropped_bad_time += 1
             self._warn_drop(f"PointCloud2 with out-of-range times: {exc}")
@@ -192,8 +208,28 @@ class PolicyNode(Node):
                 self.dropped_out_of_range += 1
             self._warn_drop(reason)
             return
+        points = msg.width * msg.height
+        if points > cap:
+            self.dropped_overflow_events += points - cap
+            self._warn_drop(f"a packet of {points} events cut to its newest {cap}")
         if self.params.values.trigger == "events":
-            self._control_step()
+            packet_us = int(events["t"].max()) if events.size else stamp_us_of(msg)
+            if self.gate.due(packet_us):
+                self._control_step()
+
+    def _count_lost(self, info) -> None:
+        """Packets missing from a publisher's sequence (transport loss, queue overwrite)."""
+        seq = info.get("publication_sequence_number") if info else None
+        if not seq:  # an rmw without sequence numbers reports 0 / None
+            return
+        gid = info.get("publisher_gid") or {}
+        key = bytes(gid.get("data", b"")) if isinstance(gid, dict) else b""
+        last = self._last_seq.get(key)
+        if last is not None and seq > last + 1:
+            self.dropped_in_transport += seq - last - 1
+        if len(self._last_seq) > 256 and key not in self._last_seq:
+            self._last_seq.clear()  # publishers come and go; stay bounded
+        self._last_seq[key] = seq
 
     def _warn_drop(self, reason: str) -> None:
         n = self.dropped_malformed + self.dropped_out_of_range + self.dropped_bad_time
@@ -201,7 +237,8 @@ class PolicyNode(Node):
 
     def _proprio_limits(self) -> ProprioLimits:
         return ProprioLimits.for_wheels(
-            self.controller.robot.wheel_speed_max_radps, stale_after_s=self.proprio_stale_after_s
+            self.controller.robot.wheel_speed_max_radps,
+            stale_after_s=self.params.values.proprio_stale_after_s,
         )
 
     def _sense(self, part: str, values: tuple[float, ...]) -> None:
@@ -242,6 +279,7 @@ class PolicyNode(Node):
     def _on_episode(self, msg: UInt32) -> None:
         self.controller.reset()
         self.events.take()  # events of the old episode must not leak into the new one
+        self.gate.reset()
         self.resets += 1
         self.get_logger().info(f"episode {msg.data}: recurrent state reset")
 
@@ -305,9 +343,12 @@ class PolicyNode(Node):
         old = self.controller.spiking_ratio
         t0 = time.perf_counter()
         self.controller.set_ratio(value)
-        self.get_logger().info(
+        self.ratio_changes += 1
+        self.get_logger().info(  # a burst of changes logs once a second, not per request
             f"spiking_ratio {old:g} → {value:g} from the next step "
-            f"(masks only, {1e6 * (time.perf_counter() - t0):.0f} µs; state kept)"
+            f"(masks only, {1e6 * (time.perf_counter() - t0):.0f} µs; state kept; "
+            f"{self.ratio_changes} changes so far)",
+            throttle_duration_sec=1.0,
         )
 
     def _set_plasticity_rate(self, rate: float) -> None:
@@ -329,9 +370,13 @@ class PolicyNode(Node):
     def _fault_counters(self) -> dict[str, int]:
         """Every drop and fault counter, for ``~/status`` and ``/diagnostics``."""
         return {
+            "packets_in": self.packets_in,
+            "packets_coalesced": self.gate.coalesced,
             "dropped_malformed": self.dropped_malformed,
             "dropped_out_of_range": self.dropped_out_of_range,
             "dropped_bad_time": self.dropped_bad_time,
+            "dropped_overflow_events": self.dropped_overflow_events,
+            "dropped_in_transport": self.dropped_in_transport,
             **self.sensors.counters.as_dict(),
             "nonfinite_inputs": self.controller.nonfinite_inputs,
             "nonfinite_actions": self.controller.nonfinite_actions,

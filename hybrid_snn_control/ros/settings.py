@@ -205,8 +205,9 @@ class PolicySettings:
         default="timer",
         metadata=param(
             description="timer: step every 1/rate_hz on the events since the last step; "
-            "events: step once per incoming event packet (a simulator or driver that sends "
-            "one packet per control period; lowest latency)",
+            "events: step on an incoming event packet (a simulator or driver that sends one "
+            "packet per control period; lowest latency), at most rate_hz steps per second of "
+            "packet time (a faster stream is coalesced, its events kept)",
             read_only=True,
         ),
     )
@@ -275,6 +276,22 @@ class PolicySettings:
         """The RobotSpec values these parameters override (the non-zero ones)."""
         return {n: getattr(self, n) for n in ROBOT_PARAMETERS if getattr(self, n) > 0}
 
+    max_events_per_packet: int = field(
+        default=1_000_000,
+        metadata=param(
+            range=(1, 2**31 - 1),
+            description="events one packet adds to a step at most; a bigger packet is cut to "
+            "its newest events before decoding (counted in dropped_overflow_events)",
+        ),
+    )
+    proprio_stale_after_s: float = field(
+        default=0.5,
+        metadata=param(
+            range=(0.0, 60.0),
+            description="a held proprio reading (newer ones dropped as NaN / out of range, or "
+            "none arriving) stands in for at most this long, then reads as zero",
+        ),
+    )
     frame_id: str = field(default="base_link", metadata=param(description="header.frame_id of cmd"))
     status_every_steps: int = field(
         default=1,

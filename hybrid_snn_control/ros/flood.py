@@ -1,0 +1,369 @@
+"""Flood probes: policy_node + actuator_node under hostile input rates (issue 18, finding 4).
+
+:func:`run_flood` starts the two nodes in one child process (as ``hsc bringup`` runs them),
+a flooder in a second child process, and records here, for ``seconds`` of flood: the
+arrival time of every ``cmd_vel`` (rate, largest gap), the stack's resident memory (from
+``/proc``, sampled every 0.2 s) and the policy's last ``~/status`` (its drop counters).
+Every child runs in its own session and is killed by process group.
+
+Floods (``KINDS``): ``empty`` 10,000 empty packets/s; ``big`` 100 valid packets/s of
+100,000 events (10 M ev/s); ``huge`` eight 50 MB packets, one every 0.5 s, then quiet;
+``mb`` 1.3 MB packets at 50/s (above Fast DDS's shared-memory segment); ``params``
+600 ``spiking_ratio`` set-parameter requests/s (0.25 ↔ 0.75, not waiting for answers;
+``answered`` counts the answers).  Packets are stamped with the wall clock, like a
+driver's.
+
+    python -m hybrid_snn_control.ros.flood --kind empty --trigger events --seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+__all__ = ["KINDS", "FloodResult", "run_flood"]
+
+KINDS = ("empty", "big", "huge", "mb", "params", "none")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass
+class FloodResult:
+    """What one flood did to the stack."""
+
+    kind: str
+    trigger: str
+    seconds: float
+    sent: int
+    answered: int | None  # params flood: set-parameter requests answered
+    cmd_vel_hz: float
+    max_gap_ms: float
+    rss_before_mb: float
+    rss_max_mb: float
+    rss_growth_mb: float
+    cmd_timeout_s: float
+    status: dict = field(default_factory=dict)
+
+    def line(self) -> str:
+        drops = {k: v for k, v in self.status.items() if k.startswith("dropped") and v}
+        return (
+            f"{self.kind:6s} trigger={self.trigger:6s} sent {self.sent:7d}"
+            + (f" (answered {self.answered})" if self.answered is not None else "")
+            + f"  cmd_vel "
+            f"{self.cmd_vel_hz:6.1f} Hz  max gap {self.max_gap_ms:6.1f} ms  RSS "
+            f"{self.rss_before_mb:.0f} → max {self.rss_max_mb:.0f} MB "
+            f"(+{self.rss_growth_mb:.1f})  drops {drops}"
+        )
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * PAGE / 2**20
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def _packet(n: int, seed: int = 0):
+    from hybrid_snn_control.events.arrays import EVENT_DTYPE
+    from hybrid_snn_control.ros.event_msgs import events_to_pointcloud2
+
+    rng = np.random.default_rng(seed)
+    ev = np.zeros(n, EVENT_DTYPE)
+    ev["x"], ev["y"] = rng.integers(0, 32, n), rng.integers(0, 32, n)
+    ev["t"] = time.time_ns() // 1000
+    ev["p"] = rng.choice(np.array([-1, 1], np.int8), n)
+    return events_to_pointcloud2(ev, "event_camera")
+
+
+def _flooder(ns: str, kind: str, seconds: float, ready: str) -> int:
+    """Child: publish the flood on ``/<ns>/events`` for ``seconds``; print how many."""
+    import rclpy
+
+    if kind == "params":
+        return _param_flooder(ns, seconds, ready)
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import PointCloud2
+
+    rclpy.init()
+    node = rclpy.create_node("flooder", namespace=ns)
+    pub = node.create_publisher(PointCloud2, "events", qos_profile_sensor_data)
+    clock = node.get_clock()
+    n_events, rate, limit = {
+        "empty": (0, 10_000.0, None),
+        "big": (100_000, 100.0, None),
+        "huge": (50_000_000 // 9, 2.0, 8),
+        "mb": (145_000, 50.0, None),
+        "none": (0, 0.0, 0),
+    }[kind]
+    msg = _packet(n_events) if n_events else _packet(1)
+    if not n_events:  # an empty packet: no points, valid layout
+        msg.width, msg.row_step, msg.data = 0, 0, b""
+    while not os.path.exists(ready):
+        time.sleep(0.01)
+    sent, t0 = 0, time.monotonic()
+    while (now := time.monotonic()) - t0 < seconds:
+        if (limit is not None and sent >= limit) or rate == 0.0:
+            time.sleep(0.05)
+            continue
+        due = t0 + sent / rate
+        if now < due:
+            time.sleep(min(due - now, 0.01)) if due - now > 2e-4 else None
+            continue
+        msg.header.stamp = clock.now().to_msg()
+        pub.publish(msg)
+        sent += 1
+    print(sent, flush=True)
+    node.destroy_node()
+    rclpy.shutdown()
+    return 0
+
+
+def _param_flooder(ns: str, seconds: float, ready: str, rate: float = 600.0) -> int:
+    """Child: set ``spiking_ratio`` at ``rate`` requests/s; print how many were answered."""
+    import rclpy
+    from rcl_interfaces.msg import Parameter as ParameterMsg
+    from rcl_interfaces.msg import ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    rclpy.init()
+    node = rclpy.create_node("param_flooder", namespace=ns)
+    client = node.create_client(SetParameters, "policy_node/set_parameters")
+    client.wait_for_service(timeout_sec=30)
+    answered = [0]
+
+    def done(_future) -> None:
+        answered[0] += 1
+
+    while not os.path.exists(ready):
+        time.sleep(0.01)
+    sent, t0 = 0, time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        if time.monotonic() >= t0 + sent / rate:
+            ratio = 0.25 + 0.5 * (sent % 2)
+            value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=ratio)
+            req = SetParameters.Request(
+                parameters=[ParameterMsg(name="spiking_ratio", value=value)]
+            )
+            client.call_async(req).add_done_callback(done)
+            sent += 1
+        rclpy.spin_once(node, timeout_sec=0.0005)
+    end = time.monotonic() + 2.0
+    while time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.01)
+    print(answered[0], sent, flush=True)
+    node.destroy_node()
+    rclpy.shutdown()
+    return 0
+
+
+def _stack(ns: str, params_file: str) -> int:
+    """Child: policy_node + actuator_node in one process, one executor."""
+    from hybrid_snn_control.ros.actuator_node import ActuatorNode
+    from hybrid_snn_control.ros.policy_node import PolicyNode
+    from hybrid_snn_control.ros.runner import run_nodes
+
+    args = ["hsc", "--ros-args", "-r", f"__ns:=/{ns}", "--params-file", params_file]
+    return run_nodes([PolicyNode, ActuatorNode], args=args)
+
+
+def _params(trigger: str, rate_hz: float, cmd_timeout: float) -> str:
+    import yaml
+
+    doc = {
+        "/**/policy_node": {
+            "ros__parameters": {
+                "trigger": trigger,
+                "rate_hz": rate_hz,
+                "proprio_source": "none",
+                "status_every_steps": 5,
+            }
+        },
+        "/**/actuator_node": {
+            "ros__parameters": {
+                "rate_hz": rate_hz,
+                "cmd_timeout": cmd_timeout,
+                "max_linear_accel_mps2": 0.0,
+                "max_angular_accel_rps2": 0.0,
+            }
+        },
+    }
+    fd, path = tempfile.mkstemp(prefix="hsc-flood-", suffix=".yaml")
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump(doc, f)
+    return path
+
+
+def _spawn(args: list[str], stdout=subprocess.DEVNULL) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "hybrid_snn_control.ros.flood", *args],
+        stdout=stdout,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def run_flood(
+    kind: str,
+    seconds: float = 20.0,
+    trigger: str = "timer",
+    rate_hz: float = 100.0,
+    cmd_timeout: float = 0.25,
+    settle_s: float = 3.0,
+) -> FloodResult:
+    """Flood a fresh stack for ``seconds`` and measure it (see the module docstring)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown flood {kind!r}; one of {', '.join(KINDS)}")
+    import rclpy
+    from geometry_msgs.msg import TwistStamped
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import String
+
+    ns = f"flood_{kind}_{os.getpid()}_{time.monotonic_ns() % 10**6}"
+    params = _params(trigger, rate_hz, cmd_timeout)
+    ready = params + ".go"
+    procs = [_spawn(["--stack", ns, params])]
+    if trigger == "events":  # a steady driver: one packet per control period, besides the flood
+        procs.append(_spawn(["--flooder", ns, "steady", str(seconds + 2 * settle_s + 30), ready]))
+    flooder = _spawn(["--flooder", ns, kind, str(seconds), ready], stdout=subprocess.PIPE)
+    procs.append(flooder)
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    ex = SingleThreadedExecutor(context=ctx)
+    node = rclpy.create_node("flood_recorder", namespace=ns, context=ctx)
+    ex.add_node(node)
+    arrivals: list[float] = []
+    status: dict = {}
+    qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+    node.create_subscription(
+        TwistStamped, "cmd_vel", lambda m: arrivals.append(time.monotonic()), qos
+    )
+    node.create_subscription(
+        String, "policy_node/status", lambda m: status.update(json.loads(m.data)), 10
+    )
+    rss: list[float] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not arrivals:
+            ex.spin_once(timeout_sec=0.05)
+            if time.monotonic() > deadline or procs[0].poll() is not None:
+                raise RuntimeError(f"the stack did not start (rc {procs[0].poll()})")
+        end = time.monotonic() + settle_s
+        while time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.01)
+        before = _rss_mb(procs[0].pid)
+        open(ready, "w").close()
+        t0 = time.monotonic()
+        next_rss = t0
+        while time.monotonic() - t0 < seconds + settle_s:
+            ex.spin_once(timeout_sec=0.005)
+            if time.monotonic() >= next_rss:
+                rss.append(_rss_mb(procs[0].pid))
+                next_rss += 0.2
+            if procs[0].poll() is not None:
+                raise RuntimeError(f"the stack died under the {kind} flood (rc {procs[0].poll()})")
+        out, _ = flooder.communicate(timeout=30)
+        counts = [int(v) for v in out.split()] or [0]
+        sent = counts[-1]
+        answered = counts[0] if len(counts) == 2 else None
+        window = np.asarray([a for a in arrivals if t0 <= a <= t0 + seconds])
+        gaps = np.diff(window) if window.size > 1 else np.asarray([seconds])
+        return FloodResult(
+            kind=kind,
+            trigger=trigger,
+            seconds=seconds,
+            sent=sent,
+            answered=answered,
+            cmd_vel_hz=float(window.size / seconds),
+            max_gap_ms=float(gaps.max() * 1e3),
+            rss_before_mb=before,
+            rss_max_mb=float(np.nanmax(rss)),
+            rss_growth_mb=float(np.nanmax(rss) - before),
+            cmd_timeout_s=cmd_timeout,
+            status={k: v for k, v in status.items() if isinstance(v, int | float)},
+        )
+    finally:
+        for p in procs:
+            _kill(p)
+        ex.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=ctx)
+        for path in (params, ready):
+            if os.path.exists(path):
+                os.unlink(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--stack":
+        return _stack(argv[1], argv[2])
+    if argv and argv[0] == "--flooder":
+        kind, seconds, ready = argv[2], float(argv[3]), argv[4]
+        if kind == "steady":
+            return _steady(argv[1], seconds, ready)
+        return _flooder(argv[1], kind, seconds, ready)
+    p = argparse.ArgumentParser(prog="python -m hybrid_snn_control.ros.flood")
+    p.add_argument("--kind", nargs="+", default=["empty", "big", "mb", "huge"], choices=KINDS)
+    p.add_argument("--trigger", nargs="+", default=["timer"], choices=("timer", "events"))
+    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--rate-hz", type=float, default=100.0)
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    results = []
+    for trigger in a.trigger:
+        for kind in a.kind:
+            r = run_flood(kind, a.seconds, trigger, a.rate_hz)
+            results.append(asdict(r))
+            print(r.line(), flush=True)
+    if a.json:
+        print(json.dumps(results, indent=1))
+    return 0
+
+
+def _steady(ns: str, seconds: float, ready: str) -> int:
+    """Child: the regular driver of ``trigger: events`` (20 events per 10 ms packet)."""
+    import rclpy
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import PointCloud2
+
+    rclpy.init()
+    node = rclpy.create_node("steady_driver", namespace=ns)
+    pub = node.create_publisher(PointCloud2, "events", qos_profile_sensor_data)
+    clock = node.get_clock()
+    msg = _packet(20)
+
+    def send() -> None:
+        msg.header.stamp = clock.now().to_msg()
+        pub.publish(msg)
+
+    node.create_timer(0.01, send)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    node.destroy_node()
+    rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,7 +3,8 @@
 :func:`run_flood` starts the two nodes in one child process (as ``hsc bringup`` runs them),
 a flooder in a second child process, and records here, for ``seconds`` of flood: the
 arrival time of every ``cmd_vel`` (rate, largest gap), the stack's resident memory (from
-``/proc``, sampled every 0.2 s) and the policy's last ``~/status`` (its drop counters).
+``/proc``, sampled every 0.2 s: the peak, and what is left ``settle_s`` after the flood)
+and the policy's last ``~/status`` (its drop counters).
 Every child runs in its own session and is killed by process group.
 
 Floods (``KINDS``): ``empty`` 10,000 empty packets/s; ``big`` 100 valid packets/s of
@@ -49,7 +50,8 @@ class FloodResult:
     max_gap_ms: float
     rss_before_mb: float
     rss_max_mb: float
-    rss_growth_mb: float
+    rss_growth_mb: float  # retained: RSS after the flood (and settle_s) − before
+    rss_peak_growth_mb: float
     cmd_timeout_s: float
     status: dict = field(default_factory=dict)
 
@@ -60,8 +62,8 @@ class FloodResult:
             + (f" (answered {self.answered})" if self.answered is not None else "")
             + f"  cmd_vel "
             f"{self.cmd_vel_hz:6.1f} Hz  max gap {self.max_gap_ms:6.1f} ms  RSS "
-            f"{self.rss_before_mb:.0f} → max {self.rss_max_mb:.0f} MB "
-            f"(+{self.rss_growth_mb:.1f})  drops {drops}"
+            f"{self.rss_before_mb:.0f} MB, peak +{self.rss_peak_growth_mb:.1f}, after "
+            f"+{self.rss_growth_mb:.1f}  drops {drops}"
         )
 
 
@@ -298,7 +300,8 @@ def run_flood(
             max_gap_ms=float(gaps.max() * 1e3),
             rss_before_mb=before,
             rss_max_mb=float(np.nanmax(rss)),
-            rss_growth_mb=float(np.nanmax(rss) - before),
+            rss_growth_mb=float(rss[-1] - before),
+            rss_peak_growth_mb=float(np.nanmax(rss) - before),
             cmd_timeout_s=cmd_timeout,
             status={k: v for k, v in status.items() if isinstance(v, int | float)},
         )

@@ -142,6 +142,7 @@ class PolicyNode(Node):
         self.dropped_bad_time = 0
         self.dropped_overflow_events = 0
         self.dropped_in_transport = 0
+        self.lost_in_middleware = 0
         self._last_seq: dict[bytes, int] = {}
         self._faults_reported = 0
         self.last_step: dict = {}
@@ -169,7 +170,13 @@ class PolicyNode(Node):
             self.create_subscription(Imu, "imu", self._on_imu, qos_profile_sensor_data, **QUIET_SUB)
         self.create_subscription(UInt32, "episode", self._on_episode, ESTOP_QOS)
         self.create_subscription(
-            PointCloud2, "events", self._on_events, qos_profile_sensor_data, **QUIET_SUB
+            PointCloud2,
+            "events",
+            self._on_events,
+            qos_profile_sensor_data,
+            event_callbacks=SubscriptionEventCallbacks(
+                message_lost=self._on_message_lost, use_default_callbacks=False
+            ),
         )
         self.create_service(Trigger, "~/reset", self._on_reset)
         if s.trigger == "timer":
@@ -216,6 +223,12 @@ class PolicyNode(Node):
             packet_us = int(events["t"].max()) if events.size else stamp_us_of(msg)
             if self.gate.due(packet_us):
                 self._control_step()
+
+    def _on_message_lost(self, info) -> None:
+        """The middleware's own count of samples it lost (e.g. a fragmented large packet
+        that never completed: no sequence gap shows it when nothing else arrives)."""
+        self.lost_in_middleware += info.total_count_change
+        self._warn_drop(f"{info.total_count_change} event packets lost by the middleware")
 
     def _count_lost(self, info) -> None:
         """Packets missing from a publisher's sequence (transport loss, queue overwrite)."""
@@ -377,6 +390,7 @@ class PolicyNode(Node):
             "dropped_bad_time": self.dropped_bad_time,
             "dropped_overflow_events": self.dropped_overflow_events,
             "dropped_in_transport": self.dropped_in_transport,
+            "lost_in_middleware": self.lost_in_middleware,
             **self.sensors.counters.as_dict(),
             "nonfinite_inputs": self.controller.nonfinite_inputs,
             "nonfinite_actions": self.controller.nonfinite_actions,

@@ -60,3 +60,32 @@ def test_50_mb_packets_are_cut_before_decoding_and_memory_stays_bounded():
     # no packet delivered at all): the 50 MB, +10 % for allocator noise
     assert r.rss_growth_mb <= 55, r.line()
     assert r.rss_peak_growth_mb <= 6 * 50, r.line()  # at most the queue (depth 5) + one
+
+
+def test_a_parameter_request_flood_is_answered_and_does_not_stall_the_loop():
+    # finding 6: ratio toggled at ~600 requests/s; every change is a mask change between
+    # steps, logged at most once a second (a guard: this held before the fix here too)
+    r = run_flood(
+        "params", seconds=5.0, trigger="timer", rate_hz=RATE_HZ, cmd_timeout=CMD_TIMEOUT_S
+    )
+    _held(r)
+    assert r.sent > 2000 and r.answered >= 0.95 * r.sent, r.line()
+    assert r.status["ratio_changes"] >= 0.95 * r.sent  # applied by the node, not just answered
+
+
+def test_a_packet_above_max_events_is_cut_to_its_newest_points_before_decoding():
+    import numpy as np
+
+    from hybrid_snn_control.events.arrays import EVENT_DTYPE
+    from hybrid_snn_control.ros.event_msgs import events_to_pointcloud2, pointcloud2_to_events
+
+    ev = np.zeros(1000, EVENT_DTYPE)
+    ev["x"], ev["y"], ev["p"] = np.arange(1000) % 32, np.arange(1000) // 32, 1
+    ev["t"] = 1_700_000_000_000_000 + np.arange(1000)
+    msg = events_to_pointcloud2(ev, "cam")
+    out = pointcloud2_to_events(msg, max_events=100)
+    np.testing.assert_array_equal(out, ev[-100:])
+    np.testing.assert_array_equal(pointcloud2_to_events(msg, max_events=5000), ev)
+    msg.data = bytes(msg.data)[:-9]  # truncated: still refused, not silently cut
+    with pytest.raises(ValueError):
+        pointcloud2_to_events(msg, max_events=100)

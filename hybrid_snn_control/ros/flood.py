@@ -139,7 +139,11 @@ def _param_flooder(ns: str, seconds: float, ready: str, rate: float = 600.0) -> 
 
     rclpy.init()
     node = rclpy.create_node("param_flooder", namespace=ns)
-    client = node.create_client(SetParameters, "policy_node/set_parameters")
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    # a deep response queue: answers must not be overwritten here, on the client's side
+    deep = QoSProfile(depth=10_000, reliability=ReliabilityPolicy.RELIABLE)
+    client = node.create_client(SetParameters, "policy_node/set_parameters", qos_profile=deep)
     client.wait_for_service(timeout_sec=30)
     answered = [0]
 

@@ -173,11 +173,17 @@ class ParameterBinding(Generic[T]):
                 return SetParametersResult(successful=False, reason=str(exc))
         if updates:
             previous = self.values
-            merged = flatten(to_mapping(previous))
-            merged.update(updates)
             try:
-                self.values = from_mapping(self._cls, unflatten(merged), source="set_parameters")
-            except ConfigError as exc:
+                if all("." not in n for n in updates):  # the common live set: cheap
+                    # (``replace`` runs __init__ / __post_init__ checks like from_mapping)
+                    self.values = dataclasses.replace(previous, **updates)
+                else:
+                    merged = flatten(to_mapping(previous))
+                    merged.update(updates)
+                    self.values = from_mapping(
+                        self._cls, unflatten(merged), source="set_parameters"
+                    )
+            except (ConfigError, ValueError, TypeError) as exc:
                 return SetParametersResult(successful=False, reason=str(exc))
             try:
                 for name, value in updates.items():

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -52,6 +50,7 @@ from hybrid_snn_control.policy import default_policy_path  # noqa: E402
 from hybrid_snn_control.ros.actuator_node import COMMAND_QOS, ActuatorNode  # noqa: E402
 from hybrid_snn_control.ros.closed_loop import as_parameters  # noqa: E402
 from hybrid_snn_control.ros.event_msgs import events_to_pointcloud2  # noqa: E402
+from hybrid_snn_control.ros.flood import stop_process_group  # noqa: E402
 from hybrid_snn_control.ros.policy_node import PolicyNode  # noqa: E402
 
 BAD = (math.nan, math.inf, -math.inf, 1e300)
@@ -226,12 +225,7 @@ def _start_policy_node(ns: str, params: dict[str, str]) -> subprocess.Popen:
 
 def _stop(proc: subprocess.Popen) -> str:
     """SIGINT to the node's process group (SIGKILL after 10 s); its output (once)."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+    stop_process_group(proc)
     if not hasattr(proc, "output"):
         proc.output = proc.communicate()[0] or ""
     return proc.output

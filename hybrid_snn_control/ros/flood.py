@@ -218,7 +218,8 @@ def _spawn(args: list[str], stdout=subprocess.DEVNULL) -> subprocess.Popen:
     )
 
 
-def _kill(proc: subprocess.Popen) -> None:
+def stop_process_group(proc: subprocess.Popen) -> None:
+    """SIGINT to the child's process group (it runs in its own session), SIGKILL after 10 s."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGINT)
         try:
@@ -311,7 +312,7 @@ def run_flood(
         )
     finally:
         for p in procs:
-            _kill(p)
+            stop_process_group(p)
         ex.shutdown()
         node.destroy_node()
         rclpy.shutdown(context=ctx)

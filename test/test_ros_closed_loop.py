@@ -115,6 +115,32 @@ def test_closed_loop_through_topics_matches_the_direct_gym_score_and_ratio_switc
         print(f"rejection reason for 1.5: {loop.set_policy_parameter('spiking_ratio', 1.5).reason}")
 
 
+def test_a_live_shift_mid_episode_is_seeded_logged_and_the_loop_still_equals_gym(ros_context):
+    """sim_node starts noisy_sensor at 1 s of each episode; the lock-step loop through
+    topics gives the same score as the direct rollout with the same plan, and the episode
+    metrics split the score at the shift."""
+    live = {"live_shift": "noisy_sensor", "live_shift_at_s": 1.0}
+    controller = policy_node_controller(PolicySettings(spiking_ratio=0.5))
+    ((direct,),) = direct_scores(
+        controller, SimSettings(episode_s=EPISODE_S, **live), [(0.5, (SEED,))]
+    )
+    loop = ClosedLoop(
+        ros_context,
+        namespace="loop_live_shift",
+        actuator=SIM_ACTUATOR,
+        policy={"trigger": "events", "spiking_ratio": 0.5},
+        sim={"seed": SEED, "episode_s": EPISODE_S, "lockstep": True, **live},
+    )
+    with loop:
+        assert loop.spin_until(lambda: len(loop.sim.episodes) >= 1, 120.0)
+        ep = loop.sim.episodes[0]
+        assert ep["shift_step"] == 50  # 1 s at 50 Hz
+        assert 0 <= ep["score_before_shift"] <= 1 and 0 <= ep["score_after_shift"] <= 1
+        w = loop.sim.sim.world
+        assert 8.0 <= w["shot_noise_rate_hz"] <= 20.0 and 0.06 <= w["threshold_sigma"] <= 0.1
+        assert abs(ep["normalized_score"] - direct) <= 1e-6 + 0.05 * ep["late_commands"]
+
+
 def packet_msg(n: int, stamp_ns: int, width: int = 32) -> PointCloud2:
     rng = np.random.default_rng(n)
     ev = np.zeros(n, EVENT_DTYPE)

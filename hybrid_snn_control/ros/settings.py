@@ -320,6 +320,22 @@ class SimSettings:
         default="nominal",
         metadata=param(description="held-out shift (nominal, dim, flicker, ...)", read_only=True),
     )
+    live_shift: Literal["", "dim", "flicker", "noisy_sensor", "slippery", "laggy", "heavy"] = field(
+        default="",
+        metadata=param(
+            description="a shift that starts in the middle of every episode at "
+            "live_shift_at_s (empty: none); set live, it applies from the next step when "
+            "the episode is already past live_shift_at_s (values drawn under the seed)"
+        ),
+    )
+    live_shift_at_s: float = field(
+        default=10.0,
+        metadata=param(range=(0.0, 3600.0), description="episode time the live shift starts, s"),
+    )
+    live_shift_ramp_s: float = field(
+        default=0.0,
+        metadata=param(range=(0.0, 3600.0), description="live shift: linear ramp time, s"),
+    )
     randomize: bool = field(
         default=True, metadata=param(description="randomize worlds per episode", read_only=True)
     )

@@ -66,7 +66,7 @@ def make_env(s: SimSettings):
 
     import hybrid_snn_control.sim  # noqa: F401  (registers the ids; sets MUJOCO_GL)
 
-    return gym.make(
+    env = gym.make(
         ENV_IDS[s.task],
         camera_width=s.camera_width,
         camera_height=s.camera_height,
@@ -75,6 +75,15 @@ def make_env(s: SimSettings):
         shift=None if s.shift == "nominal" else s.shift,
         randomize=s.randomize,
     )
+    env.unwrapped.live_shift_plan = live_shift_plan(s)
+    return env
+
+
+def live_shift_plan(s: SimSettings) -> dict[str, Any] | None:
+    """The env's mid-episode shift plan from the ``live_shift*`` parameters."""
+    if not s.live_shift:
+        return None
+    return {"shift": s.live_shift, "at_s": s.live_shift_at_s, "ramp_s": s.live_shift_ramp_s}
 
 
 class SimNode(Node):
@@ -86,6 +95,9 @@ class SimNode(Node):
         s = self.params.values
         self.env = make_env(s)
         self.sim = self.env.unwrapped
+        self._plan_live_shift()
+        for name in ("live_shift", "live_shift_at_s", "live_shift_ramp_s"):
+            self.params.on_change(name, self._plan_live_shift)
         from hybrid_snn_control.sim.rover_env import (
             OMEGA_MAX_RADPS,
             TRACK_WIDTH_M,
@@ -166,6 +178,21 @@ class SimNode(Node):
         response.success, response.message = True, f"episode {self.episode} started"
         return response
 
+    def _plan_live_shift(self, _value: object = None) -> None:
+        """The env starts the shift itself at the planned time (every episode, seeded)."""
+        plan = self.sim.live_shift_plan = live_shift_plan(self.params.values)
+        if plan is not None and self.sim._live_rng is None and hasattr(self, "episode"):
+            # set mid-episode: this episode's draws come from a stream of its own seed
+            import numpy as np
+
+            self.sim._live_rng = np.random.default_rng([self._seed, 1])
+        self.get_logger().info(
+            f"live shift {plan['shift']} at {plan['at_s']:g} s of every episode "
+            f"(ramp {plan['ramp_s']:g} s)"
+            if plan
+            else "no live shift"
+        )
+
     # -- stepping ------------------------------------------------------------------------
     def now_us(self) -> int:
         return self._offset_us + round(self.sim.data.time * 1e6)
@@ -201,7 +228,15 @@ class SimNode(Node):
         self._last_step_s = time.monotonic()
         if not fresh:
             self._late += 1
+        shifted = self.sim._at_shift is not None
         _, _, terminated, truncated, info = self.env.step(self.action.astype(np.float32))
+        if not shifted and self.sim._at_shift is not None:
+            live = self.sim.live_shift_plan or {}
+            self.get_logger().info(
+                f"episode {self.episode}: live shift {live.get('shift')} started at step "
+                f"{self.sim._at_shift[1]}: "
+                + ", ".join(f"{k} {self.sim.world[k]:.4g}" for k in self.sim._shift_keys())
+            )
         self._steps += 1
         events = self.sim.last_events
         if events is None:

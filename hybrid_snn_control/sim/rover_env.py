@@ -170,6 +170,11 @@ class RoverEnv(gym.Env):
             }
         )
         self.world: WorldParams = {}
+        self.live_shift_plan: dict[str, Any] | None = None
+        self._live_rng: np.random.Generator | None = None
+        self._live: dict[str, Any] | None = None
+        self._at_shift: tuple[float, int] | None = None
+        self._reward_total = 0.0
         self.camera_frame: np.ndarray | None = None
         self.last_events: np.ndarray | None = None
         self._events_zero = np.zeros((2, self.camera_height, self.camera_width), np.float32)
@@ -314,12 +319,102 @@ class RoverEnv(gym.Env):
         m.vis.headlight.ambient[:] = nom["headlight_ambient"] * gain
         m.vis.headlight.diffuse[:] = nom["headlight_diffuse"] * gain
 
+    # ------------------------------------------------------------ live shifts
+    #: shifts that can start in the middle of an episode (the world's other values stay;
+    #: ``fast_target`` would need a new target path and is not one of them)
+    LIVE_SHIFTS = ("dim", "flicker", "noisy_sensor", "slippery", "laggy", "heavy")
+
+    def start_shift(
+        self, shift: str, ramp_s: float = 0.0, rng: np.random.Generator | None = None
+    ) -> dict[str, Any]:
+        """Move this episode's world into ``shift``'s ranges from now on, linearly over
+        ``ramp_s`` (integer values such as latency switch at the end of the ramp).
+
+        The new values are drawn from ``rng`` (default: the env's); the episode metrics
+        then carry ``score_before_shift`` / ``score_after_shift`` (mean reward per step on
+        either side of the start).  Returns the target values.
+        """
+        from hybrid_snn_control.sim.randomization import SHIFTS
+
+        if shift not in self.LIVE_SHIFTS:
+            raise ValueError(f"{shift!r} cannot start mid-episode; live shifts: {self.LIVE_SHIFTS}")
+        if not (math.isfinite(ramp_s) and ramp_s >= 0):
+            raise ValueError(f"ramp_s must be a finite number >= 0, got {ramp_s}")
+        rng = rng if rng is not None else self.np_random
+        target = {
+            k: (r.sample(rng) if self.randomize else r.midpoint()) for k, r in SHIFTS[shift].items()
+        }
+        self._live = {
+            "shift": shift,
+            "from": {k: self.world[k] for k in target},
+            "to": target,
+            "t0": self.data.time,
+            "ramp_s": float(ramp_s),
+        }
+        self._at_shift = (self._reward_total, self._step_count)
+        self._advance_shift(self.data.time)
+        return dict(target)
+
+    def _advance_shift(self, t_s: float) -> None:
+        live = self._live
+        if live is None:
+            return
+        ramp = live["ramp_s"]
+        w = 1.0 if ramp <= 0 else min(1.0, (t_s - live["t0"]) / ramp)
+        for k, b in live["to"].items():
+            a = live["from"][k]
+            if w >= 1.0:
+                self.world[k] = b
+            elif not isinstance(b, int):  # integers (latency steps) wait for the ramp's end
+                self.world[k] = a + (b - a) * w
+        m, nom, world = self.model, self._nominal, self.world
+        for g in self._tire_geoms:
+            m.geom_friction[g, 0] = world["tire_friction"]
+        b = self._chassis_body
+        m.body_mass[b] = nom["body_mass"][b] * world["mass_scale"]
+        m.body_inertia[b] = nom["body_inertia"][b] * world["mass_scale"]
+        if self._events_sim is not None:
+            self._events_sim.set_params(self._event_params(world))
+        latency = int(world["latency_steps"])
+        if self._action_buffer.maxlen != latency + 1:  # keep the queued actions, oldest first
+            queued = list(self._action_buffer)
+            queued = [queued[0]] * max(0, latency + 1 - len(queued)) + queued
+            self._action_buffer = deque(queued[-(latency + 1) :], maxlen=latency + 1)
+        if w >= 1.0:
+            self._live = None
+
+    def _shift_keys(self) -> tuple[str, ...]:
+        """The world values the current live shift changes (empty when none planned)."""
+        from hybrid_snn_control.sim.randomization import SHIFTS
+
+        plan = self.live_shift_plan
+        return tuple(SHIFTS[plan["shift"]]) if plan else ()
+
+    def _shift_metrics(self) -> dict[str, float]:
+        if self._at_shift is None:
+            return {}
+        total, steps = self._at_shift
+        after = self._step_count - steps
+        return {
+            "shift_step": float(steps),
+            "score_before_shift": total / steps if steps else float("nan"),
+            "score_after_shift": (self._reward_total - total) / after if after else float("nan"),
+        }
+
     # ----------------------------------------------------------------- gym API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         options = options or {}
         if "shift" in options:  # persists for the following episodes (vector-env autoreset)
             self.shift = self._check_shift(options["shift"])
+        if "live_shift" in options:  # {"shift", "at_s", "ramp_s"} or None; persists too
+            plan = options["live_shift"]
+            if plan is not None:
+                if plan.get("shift") not in self.LIVE_SHIFTS:
+                    raise ValueError(f"live_shift needs a shift in {self.LIVE_SHIFTS}: {plan!r}")
+                plan = {"shift": plan["shift"], "at_s": float(plan.get("at_s", 0.0)),
+                        "ramp_s": float(plan.get("ramp_s", 0.0))}  # fmt: skip
+            self.live_shift_plan = plan
         rng = self.np_random
         self.world = sample_world(rng, self.ranges, self.randomize)
         self._apply_world(self.world)
@@ -331,11 +426,19 @@ class RoverEnv(gym.Env):
         latency = int(self.world["latency_steps"])
         self._action_buffer = deque([np.zeros(2)] * (latency + 1), maxlen=latency + 1)
         self._step_count = 0
+        self._reward_total = 0.0
+        self._live = None
+        self._at_shift = None
         self.last_events = None
         if self.event_camera:
             self._events_sim.reset(seed=int(rng.integers(2**31)))
             frame = self._render_eye()
             self.last_events = self._events_sim.feed(frame, 0)
+        # a planned mid-episode shift draws from its own stream, seeded last, so worlds
+        # without a plan stay exactly what they were
+        self._live_rng = (
+            np.random.default_rng(int(rng.integers(2**63))) if self.live_shift_plan else None
+        )
         obs = {"events": self._events_zero.copy(), "proprio": self._proprio()}
         info = {"world": dict(self.world), "shift": self.shift or "nominal"}
         return obs, info
@@ -351,6 +454,11 @@ class RoverEnv(gym.Env):
         applied = self._action_buffer[0]  # the oldest: `latency` steps late
         self.data.ctrl[:] = wheel_speeds(applied) * np.asarray(self.world["motor_gain"])
 
+        plan = self.live_shift_plan
+        if plan is not None and self._at_shift is None and self.data.time >= plan["at_s"] - 1e-9:
+            self.start_shift(plan["shift"], plan["ramp_s"], self._live_rng)
+        elif self._live is not None:
+            self._advance_shift(self.data.time)
         chunks = []
         done_steps = 0
         for end in self._chunk_ends:
@@ -370,9 +478,10 @@ class RoverEnv(gym.Env):
             events = self._events_zero.copy()
         obs = {"events": events, "proprio": self._proprio()}
         reward, terminated, info = self._task_step()
+        self._reward_total += reward
         truncated = (not terminated) and self._step_count >= self.episode_steps
         if terminated or truncated:
-            info["episode_metrics"] = self._episode_metrics()
+            info["episode_metrics"] = {**self._episode_metrics(), **self._shift_metrics()}
         return obs, float(reward), bool(terminated), bool(truncated), info
 
     def render(self):

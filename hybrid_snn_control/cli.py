@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "hybrid_snn_control.commands.events_cmd",
     "hybrid_snn_control.commands.hstnn_cmd",
     "hybrid_snn_control.commands.train_cmd",
+    "hybrid_snn_control.commands.governor_cmd",
     "hybrid_snn_control.commands.sim_cmd",
     "hybrid_snn_control.commands.hrsnn_cmd",
     "hybrid_snn_control.commands.deploy_cmd",

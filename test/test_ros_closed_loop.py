@@ -141,6 +141,83 @@ def test_a_live_shift_mid_episode_is_seeded_logged_and_the_loop_still_equals_gym
         assert abs(ep["normalized_score"] - direct) <= 1e-6 + 0.05 * ep["late_commands"]
 
 
+#: a profile in which noisy_sensor favours r = 0 and nominal r = 0.5 (synthetic numbers)
+GOVERNOR_PROFILE = {
+    "ratios": [0.0, 0.5, 1.0],
+    "conditions": {
+        label: [
+            {"ratio": r, "score": s, "energy_nj": e, "latency_ms": 1.0}
+            for r, s, e in zip((0.0, 0.5, 1.0), scores, (900.0, 700.0, 550.0))
+        ]
+        for label, scores in {
+            "nominal": (0.78, 0.80, 0.55),
+            "noisy_sensor": (0.60, 0.30, 0.20),
+            "flicker": (0.60, 0.50, 0.20),
+        }.items()
+    },
+}
+#: detection bound: the noise estimate's 0.5 s window needs <= 20 steps at the weakest
+#: noisy_sensor rate (8 Hz/px vs the 6 Hz/px threshold), then 10 confirming steps
+DETECTION_BOUND_STEPS = 30
+
+
+def test_the_governor_detects_a_mid_episode_noise_shift_and_the_loop_equals_gym(
+    ros_context, tmp_path
+):
+    """ratio_mode adaptive in policy_node, noisy_sensor switched on at 1 s: the governor
+    switches to the profile's best ratio for it within the bound, and the lock-step loop
+    through topics gives the direct rollout's score with the same governor."""
+    from hybrid_snn_control.robot.adaptive_ratio import AdaptiveRatio, load_profile
+    from hybrid_snn_control.robot.controller import rollout_episode
+    from hybrid_snn_control.ros.sim_node import make_env
+    from hybrid_snn_control.sim.rover_env import OMEGA_MAX_RADPS, V_MAX_MPS
+
+    profile = tmp_path / "policy.profile.json"
+    profile.write_text(json.dumps(GOVERNOR_PROFILE))
+    live = {"live_shift": "noisy_sensor", "live_shift_at_s": 1.0}
+    sim = SimSettings(episode_s=EPISODE_S, **live)
+    controller = policy_node_controller(PolicySettings(spiking_ratio=0.5))
+    adaptive = AdaptiveRatio(controller, load_profile(profile), "adaptive", rate_hz=50.0)
+    env = make_env(sim)
+    try:
+        direct = rollout_episode(controller, env, SEED, V_MAX_MPS, OMEGA_MAX_RADPS, adaptive)
+    finally:
+        env.close()
+    (switch,) = adaptive.switch_log
+    assert switch["ratio"] == 0.0 and "noisy_sensor" in switch["reason"]
+    shift_step = 50  # 1 s at 50 Hz; the governor's step count starts at the reset observation
+    assert 0 < switch["step"] - shift_step <= DETECTION_BOUND_STEPS, switch
+    print(f"\ndetected after {switch['step'] - shift_step} steps: {switch['reason']}")
+
+    loop = ClosedLoop(
+        ros_context,
+        namespace="loop_governor",
+        actuator=SIM_ACTUATOR,
+        policy={
+            "trigger": "events",
+            "spiking_ratio": 0.5,
+            "ratio_mode": "adaptive",
+            "ratio_profile": str(profile),
+        },
+        sim={"seed": SEED, "episode_s": EPISODE_S, "lockstep": True, **live},
+    )
+    with loop:
+        assert loop.spin_until(lambda: len(loop.sim.episodes) >= 1, 120.0)
+        ep = loop.sim.episodes[0]
+        assert (
+            abs(ep["normalized_score"] - direct["normalized_score"])
+            <= 1e-6 + 0.05 * ep["late_commands"]
+        )
+        governed = [s for s in loop.statuses if s.get("governor_switches")]
+        assert governed and governed[0]["condition"] == "noisy_sensor"
+        assert governed[0]["spiking_ratio"] == 0.0 or governed[-1]["spiking_ratio"] == 0.0
+        # a manual set puts the governor in fixed mode
+        assert loop.set_policy_parameter("spiking_ratio", 0.25).successful
+        assert loop.policy.adaptive.governor.mode == "fixed"
+        assert loop.set_policy_parameter("ratio_mode", "adaptive").successful
+        assert loop.policy.adaptive.governor.mode == "adaptive"
+
+
 def packet_msg(n: int, stamp_ns: int, width: int = 32) -> PointCloud2:
     rng = np.random.default_rng(n)
     ev = np.zeros(n, EVENT_DTYPE)

@@ -40,7 +40,7 @@ import numpy as np
 
 from hybrid_snn_control.config import from_mapping
 from hybrid_snn_control.deploy.runtime import StepCost, load_runtime, require_policy_file
-from hybrid_snn_control.events.arrays import EVENT_DTYPE
+from hybrid_snn_control.events.arrays import EVENT_DTYPE, empty_events
 from hybrid_snn_control.events.codecs import EventTimeError, check_times_us
 from hybrid_snn_control.policy.config import RobotSpec
 
@@ -318,7 +318,12 @@ def percentiles_ms(samples_s: list[float], qs=(50, 90, 99)) -> dict[str, float]:
 
 
 def rollout_episode(
-    controller: PolicyController, env: Any, seed: int, v_max_mps: float, omega_max_rps: float
+    controller: PolicyController,
+    env: Any,
+    seed: int,
+    v_max_mps: float,
+    omega_max_rps: float,
+    adaptive: Any = None,
 ) -> dict[str, float]:
     """One lock-step gym episode of ``controller`` (the reference for the ROS closed loop).
 
@@ -328,13 +333,33 @@ def rollout_episode(
     the terminal observation sim_node publishes (its command is never applied), the
     controller steps once more at the end: that only matters with online plasticity, whose
     weight update of that step carries into the next episode.
+
+    ``adaptive`` (an :class:`~hybrid_snn_control.robot.adaptive_ratio.AdaptiveRatio`) sees
+    each step's raw events after the step, as policy_node's governor does (the reset
+    observation has none: sim_node publishes it empty); the metrics then carry the
+    governor's switches and the mean energy per step.
     """
     obs, _ = env.reset(seed=seed)
     controller.reset()
+    if adaptive is not None:
+        adaptive.reset()
+    events = empty_events()
+    energy: list[float] = []
     while True:
         out = controller.step(obs["events"], obs["proprio"])
+        if adaptive is not None:
+            adaptive.after_step(events, out)
+        if out.cost is not None:
+            energy.append(out.cost.energy_pj)
         action = np.clip([out.linear_mps / v_max_mps, out.angular_rps / omega_max_rps], -1, 1)
         obs, _, terminated, truncated, info = env.step(action.astype(np.float32))
+        last = env.unwrapped.last_events
+        events = empty_events() if last is None else last
         if terminated or truncated:
             controller.step(obs["events"], obs["proprio"])
-            return {k: float(v) for k, v in info["episode_metrics"].items()}
+            metrics = {k: float(v) for k, v in info["episode_metrics"].items()}
+            if energy:
+                metrics["energy_nj_per_step"] = float(np.mean(energy)) * 1e-3
+            if adaptive is not None:
+                metrics["ratio_switches"] = float(adaptive.governor.counters.switches)
+            return metrics

@@ -38,6 +38,7 @@ when non-zero.  The step itself lives in
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -53,11 +54,14 @@ try:  # Iron and later
     from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 except ImportError:  # Humble
     from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
+import numpy as np
 from sensor_msgs.msg import Imu, JointState, PointCloud2
 from std_msgs.msg import String, UInt32
 from std_srvs.srv import Trigger
 
+from hybrid_snn_control.events.arrays import empty_events
 from hybrid_snn_control.events.codecs import EventTimeError, us_to_stamp
+from hybrid_snn_control.robot.adaptive_ratio import AdaptiveRatio, load_profile, profile_path_for
 from hybrid_snn_control.robot.controller import (
     EventAccumulator,
     PolicyController,
@@ -133,6 +137,10 @@ class PolicyNode(Node):
             self.params.on_change(name, self._set_robot)
         self.sensors = ProprioFilter(self._proprio_limits())
         self.gate = PacketStepGate(s.rate_hz)
+        self.adaptive = self._make_governor(s)
+        self._step_events: list = []  # this step's decoded events, for the condition estimates
+        for name in ("ratio_mode", "energy_budget_nj", "latency_budget_ms"):
+            self.params.on_change(name, self._set_governor)
         self.steps = 0
         self.resets = 0
         self.ratio_changes = 0
@@ -216,6 +224,10 @@ class PolicyNode(Node):
                 self.dropped_out_of_range += 1
             self._warn_drop(reason)
             return
+        if self.adaptive is not None and events.size:
+            self._step_events.append(events)
+            if len(self._step_events) > 64:  # a flood: the estimate needs a sample, not all
+                del self._step_events[:32]
         points = msg.width * msg.height
         if points > cap:
             self.dropped_overflow_events += points - cap
@@ -294,6 +306,9 @@ class PolicyNode(Node):
         self.controller.reset()
         self.events.take()  # events of the old episode must not leak into the new one
         self.gate.reset()
+        if self.adaptive is not None:
+            self._step_events.clear()
+            self.adaptive.reset(self.params.values.spiking_ratio)
         self.resets += 1
         self.get_logger().info(f"episode {msg.data}: recurrent state reset")
 
@@ -311,6 +326,8 @@ class PolicyNode(Node):
         held = self.sensors.current(time.monotonic())
         proprio = self.controller.proprio(held["wheels"], held["gyro"], held["accel"])
         out = self.controller.step(frame, proprio)
+        if self.adaptive is not None:
+            self._govern(out)
         if out.fault is not None:
             self.get_logger().error(
                 f"{out.fault} ({self.controller.nonfinite_actions} so far)",
@@ -338,6 +355,7 @@ class PolicyNode(Node):
             "step_latency_ms": out.latency_s * 1e3,
             "resets": self.resets,
             "ratio_changes": self.ratio_changes,
+            **(self.adaptive.status() if self.adaptive is not None else {}),
             **self._fault_counters(),
         }
         if out.cost is not None:
@@ -353,11 +371,64 @@ class PolicyNode(Node):
             status.update(self.controller.weight_norms())
             self._status.publish(String(data=json.dumps(status)))
 
+    # -- the ratio governor ----------------------------------------------------------------
+    def _make_governor(self, s: PolicySettings) -> AdaptiveRatio | None:
+        """The governor when the policy has a ratio profile (or a mode needs one)."""
+        path = s.ratio_profile or str(profile_path_for(resolve_checkpoint(s.checkpoint)))
+        if not s.ratio_profile and not os.path.exists(path):
+            if s.ratio_mode != "fixed":
+                raise ValueError(
+                    f"ratio_mode {s.ratio_mode} needs the policy's ratio profile; none at "
+                    f"{path} (write one with hsc profile, or set ratio_profile)"
+                )
+            return None
+        if self.controller.fixed_ratio is not None:
+            return None  # an HRSNN core runs at one ratio: nothing to govern
+        budgets = {
+            "energy_budget_nj": s.energy_budget_nj or None,
+            "latency_budget_ms": s.latency_budget_ms or None,
+        }
+        adaptive = AdaptiveRatio(
+            self.controller, load_profile(path), s.ratio_mode, rate_hz=s.rate_hz, **budgets
+        )
+        self.get_logger().info(f"ratio governor: {s.ratio_mode}, profile {path}")
+        return adaptive
+
+    def _govern(self, out) -> None:
+        ev = self._step_events
+        events = empty_events() if not ev else ev[0] if len(ev) == 1 else np.concatenate(ev)
+        self._step_events = []
+        decision = self.adaptive.after_step(events, out)
+        if decision.switched:
+            self.get_logger().info(f"ratio governor: {decision.reason}")
+
+    def _set_governor(self, _value: object) -> None:
+        s = self.params.values
+        if self.adaptive is None:
+            if s.ratio_mode != "fixed":
+                raise ValueError(f"ratio_mode {s.ratio_mode} needs a ratio profile for this policy")
+            return
+        budgets = {
+            "energy_nj": s.energy_budget_nj or None,
+            "latency_ms": s.latency_budget_ms or None,
+        }
+        self.adaptive.governor.set_mode(s.ratio_mode)
+        self.adaptive.governor.set_budget(**budgets)
+        self.adaptive._settings.update(
+            mode=s.ratio_mode,
+            energy_budget_nj=budgets["energy_nj"],
+            latency_budget_ms=budgets["latency_ms"],
+        )
+        self.get_logger().info(f"ratio governor: mode {s.ratio_mode} ({budgets})")
+
     # -- parameter changes ---------------------------------------------------------------
     def _set_ratio(self, value: float) -> None:
         old = self.controller.spiking_ratio
         t0 = time.perf_counter()
         self.controller.set_ratio(value)
+        if self.adaptive is not None and self.adaptive.governor.mode != "fixed":
+            self.adaptive.governor.set_manual(value)  # a person decided: governor off
+            self.get_logger().info("manual spiking_ratio: ratio governor now fixed")
         self.ratio_changes += 1
         now = time.monotonic()
         if now - self._ratio_logged_s >= 1.0:  # a burst logs once a second, not per request

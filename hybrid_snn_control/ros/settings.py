@@ -276,6 +276,32 @@ class PolicySettings:
         """The RobotSpec values these parameters override (the non-zero ones)."""
         return {n: getattr(self, n) for n in ROBOT_PARAMETERS if getattr(self, n) > 0}
 
+    ratio_mode: Literal["fixed", "budget", "adaptive"] = field(
+        default="fixed",
+        metadata=param(
+            description="fixed: spiking_ratio as set; budget: the best profiled ratio within "
+            "energy_budget_nj / latency_budget_ms; adaptive: the best profiled ratio for the "
+            "condition detected from the events (nominal, noisy_sensor, flicker), within the "
+            "budget. A manual spiking_ratio set returns the governor to fixed until this is set "
+            "again. budget/adaptive need the policy's ratio profile (hsc profile)"
+        ),
+    )
+    ratio_profile: str = field(
+        default="",
+        metadata=param(
+            description="ratio profile JSON (hsc profile); empty: <checkpoint stem>.profile.json "
+            "beside the policy file, if there",
+            read_only=True,
+        ),
+    )
+    energy_budget_nj: float = field(
+        default=0.0,
+        metadata=param(range=(0.0, 1e9), description="energy per step budget, nJ (0: none)"),
+    )
+    latency_budget_ms: float = field(
+        default=0.0,
+        metadata=param(range=(0.0, 1e6), description="step latency budget, ms (0: none)"),
+    )
     max_events_per_packet: int = field(
         default=1_000_000,
         metadata=param(

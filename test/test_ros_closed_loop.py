@@ -463,3 +463,28 @@ def test_sim_images_through_event_camera_node_become_event_packets(ros_context, 
     ex.shutdown()
     for n in (driver, camera, sim):
         n.destroy_node()
+
+
+def test_governed_modes_need_a_ratio_profile(ros_context, tmp_path):
+    import shutil
+
+    from hybrid_snn_control.policy import default_policy_path
+
+    bare = tmp_path / "policy.safetensors"  # no policy.profile.json beside it
+    shutil.copy(default_policy_path(), bare)
+    with pytest.raises(ValueError, match="needs the policy's ratio profile"):
+        PolicyNode(
+            context=ros_context,
+            namespace="no_profile",
+            parameter_overrides=as_parameters({"checkpoint": str(bare), "ratio_mode": "adaptive"}),
+        )
+    node = PolicyNode(
+        context=ros_context, namespace="no_profile2", parameter_overrides=as_parameters(
+            {"checkpoint": str(bare)})
+    )  # fmt: skip
+    try:
+        res = node.set_parameters([rclpy.parameter.Parameter("ratio_mode", value="budget")])[0]
+        assert not res.successful and "profile" in res.reason
+        assert node.adaptive is None and node.get_parameter("ratio_mode").value == "fixed"
+    finally:
+        node.destroy_node()

@@ -373,25 +373,34 @@ class PolicyNode(Node):
 
     # -- the ratio governor ----------------------------------------------------------------
     def _make_governor(self, s: PolicySettings) -> AdaptiveRatio | None:
-        """The governor when the policy has a ratio profile (or a mode needs one)."""
+        """Load the policy's ratio profile (if any) and, unless ``ratio_mode`` is fixed, the
+        governor; fixed mode pays nothing per step (no estimates)."""
         path = s.ratio_profile or str(profile_path_for(resolve_checkpoint(s.checkpoint)))
-        if not s.ratio_profile and not os.path.exists(path):
-            if s.ratio_mode != "fixed":
-                raise ValueError(
-                    f"ratio_mode {s.ratio_mode} needs the policy's ratio profile; none at "
-                    f"{path} (write one with hsc profile, or set ratio_profile)"
-                )
-            return None
+        self._profile = None
+        self._profile_path = path
+        if s.ratio_profile or os.path.exists(path):
+            self._profile = load_profile(path)
+        elif s.ratio_mode != "fixed":
+            raise ValueError(
+                f"ratio_mode {s.ratio_mode} needs the policy's ratio profile; none at "
+                f"{path} (write one with hsc profile, or set ratio_profile)"
+            )
+        return self._governor_for(s) if s.ratio_mode != "fixed" else None
+
+    def _governor_for(self, s: PolicySettings) -> AdaptiveRatio:
+        if self._profile is None:
+            raise ValueError(f"ratio_mode {s.ratio_mode} needs a ratio profile for this policy")
         if self.controller.fixed_ratio is not None:
-            return None  # an HRSNN core runs at one ratio: nothing to govern
-        budgets = {
-            "energy_budget_nj": s.energy_budget_nj or None,
-            "latency_budget_ms": s.latency_budget_ms or None,
-        }
+            raise ValueError("this policy's core runs at one ratio: nothing to govern")
         adaptive = AdaptiveRatio(
-            self.controller, load_profile(path), s.ratio_mode, rate_hz=s.rate_hz, **budgets
+            self.controller,
+            self._profile,
+            s.ratio_mode,
+            rate_hz=s.rate_hz,
+            energy_budget_nj=s.energy_budget_nj or None,
+            latency_budget_ms=s.latency_budget_ms or None,
         )
-        self.get_logger().info(f"ratio governor: {s.ratio_mode}, profile {path}")
+        self.get_logger().info(f"ratio governor: {s.ratio_mode}, profile {self._profile_path}")
         return adaptive
 
     def _govern(self, out) -> None:
@@ -404,9 +413,14 @@ class PolicyNode(Node):
 
     def _set_governor(self, _value: object) -> None:
         s = self.params.values
+        if s.ratio_mode == "fixed":
+            if self.adaptive is not None:
+                self.get_logger().info("ratio governor off (ratio_mode fixed)")
+            self.adaptive = None
+            return
         if self.adaptive is None:
-            if s.ratio_mode != "fixed":
-                raise ValueError(f"ratio_mode {s.ratio_mode} needs a ratio profile for this policy")
+            self.adaptive = self._governor_for(s)  # ValueError: the change is rejected
+            self._step_events = []
             return
         budgets = {
             "energy_nj": s.energy_budget_nj or None,

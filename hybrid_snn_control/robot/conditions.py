@@ -283,13 +283,13 @@ class ConditionEstimator:
         combined = np.sort(keys * span + (t - base))
         pt = pending.t
         rel = pt - base
-        supported = np.zeros(n, dtype=bool)
-        for off in self._offsets:
-            nk = pending.keys + off
-            supported |= self._last[nk] >= pt - tau  # earlier steps: latest time per pixel
-            lo = np.searchsorted(combined, nk * span + rel - tau, side="left")
-            hi = np.searchsorted(combined, nk * span + rel + tau, side="right")
-            supported |= hi > lo  # this step and the next
+        # all 8 neighbours at once: one look-up and two searches over 8·n queries
+        nk = (pending.keys[None, :] + self._offsets[:, None]).ravel()
+        past = (self._last[nk] >= np.tile(pt - tau, self._offsets.size)).reshape(-1, n)
+        q = nk * span + np.tile(rel, self._offsets.size)
+        lo = np.searchsorted(combined, q - tau, side="left")
+        hi = np.searchsorted(combined, q + tau, side="right")
+        supported = past.any(axis=0) | (hi > lo).reshape(-1, n).any(axis=0)
         return int(n - np.count_nonzero(supported))
 
     def _remember(self, packet: _Packet) -> None:
@@ -350,9 +350,9 @@ class ConditionEstimator:
         if duration_s <= 0:
             return 0.0, 0.0
         fs = (n - 1) / duration_s
-        k = np.arange(n, dtype=np.float64)
-        slope, intercept = np.polyfit(k, x, 1)
-        x = (x - (slope * k + intercept)) * np.hanning(n)
+        k = np.arange(n, dtype=np.float64) - (n - 1) / 2.0  # centred: closed-form fit
+        x = x - x.mean()
+        x = (x - k * (float(k @ x) / float(k @ k))) * np.hanning(n)
         power = np.abs(np.fft.rfft(x)) ** 2
         power[0] = 0.0
         total = float(power.sum())

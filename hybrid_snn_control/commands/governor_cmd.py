@@ -40,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--ratios", type=float, nargs="+", default=[0.0, 0.5, 1.0])
     g.add_argument("--start-ratio", type=float, default=0.5, help="governed runs start here")
     g.add_argument("--energy-budget-nj", type=float, default=None, help="also run 'budget'")
+    g.add_argument(
+        "--only", nargs="+", default=None, help="run only these configs (fixed@R, adaptive, budget)"
+    )
     g.add_argument("--out", default="runs/govern")
     g.add_argument("--threads", type=int, default=1)
     g.set_defaults(func=run_govern)
@@ -84,6 +87,8 @@ def run_govern(args: argparse.Namespace) -> int:
     if args.energy_budget_nj:
         configs.append(RatioConfig("budget", "budget", args.start_ratio, args.energy_budget_nj))
     settings = {k: v for k, v in vars(args).items() if k != "func"}
+    if args.only:
+        configs = [c for c in configs if c.name in args.only]
     results: dict = {"settings": settings | {"checkpoint": checkpoint, "profile": profile}}
     for shift in args.shifts:
         rows = evaluate_ratio_configs(
@@ -100,6 +105,11 @@ def run_govern(args: argparse.Namespace) -> int:
                 f"  {name:>12s} score {t['score']:.3f}  gap closed {t['gap_closed']:+.3f}  "
                 f"before/after {t['score_before_shift']:.3f}/{t['score_after_shift']:.3f}  "
                 f"{t['energy_nj_per_step']:.0f} nJ/step  {t['switches_per_episode']:.2f} switches"
+                + (
+                    f"  {100 * t['steps_within_energy_budget']:.1f} % of steps within the budget"
+                    if t["steps_within_energy_budget"] == t["steps_within_energy_budget"]
+                    else ""
+                )
             )
         for name, p in summary["paired"].items():
             lo, hi = p["ci95"]

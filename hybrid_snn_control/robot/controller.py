@@ -362,4 +362,9 @@ def rollout_episode(
                 metrics["energy_nj_per_step"] = float(np.mean(energy)) * 1e-3
             if adaptive is not None:
                 metrics["ratio_switches"] = float(adaptive.governor.counters.switches)
+                budget = adaptive.governor.energy_budget_nj
+                if budget and energy:  # the share of steps that kept the energy budget
+                    metrics["steps_within_energy_budget"] = float(
+                        np.mean(np.asarray(energy) * 1e-3 <= budget)
+                    )
             return metrics

@@ -125,6 +125,7 @@ def summarize(rows: Sequence[dict[str, Any]], main: str = "adaptive") -> dict[st
             **{k: _mean(rs, k) for k in ("score_before_shift", "score_after_shift")},
             "energy_nj_per_step": _mean(rs, "energy_nj_per_step"),
             "switches_per_episode": float(np.mean([r.get("ratio_switches", 0.0) for r in rs])),
+            "steps_within_energy_budget": _mean(rs, "steps_within_energy_budget"),
             "worlds": len(rs),
         }
     paired = {}

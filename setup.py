@@ -76,7 +76,14 @@ ROS_WHEELS = [
     "ros-ament-index-python",
 ]
 # mcap-ros2-support: tests decode recordings the way Foxglove / other tools do
-DEV = ["pytest>=7", "pytest-timeout>=2", "ruff>=0.4", "snntorch>=0.9", "mcap-ros2-support>=0.5"]
+DEV = [
+    "pytest>=7",
+    "pytest-timeout>=2",
+    "ruff>=0.4",
+    "snntorch>=0.9",
+    "mcap-ros2-support>=0.5",
+    "evt3>=0.4",  # the maintained Rust EVT 3.0 decoder: reference in tests and bench
+]
 
 
 def _union(*groups: list[str]) -> list[str]:

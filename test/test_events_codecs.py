@@ -236,3 +236,22 @@ def test_stamp_conversions_are_exact():
     for t in (0, 1, 999_999, 1_000_000, 1_700_000_000_123_456):
         assert stamp_to_us(*us_to_stamp(t)) == t
     assert us_to_stamp(1_500_000) == (1, 500_000_000)
+
+
+def test_evt3_decode_matches_the_maintained_evt3_package():
+    # the Rust decoder on PyPI (DEV extra) as the reference, random and vector payloads
+    evt3 = pytest.importorskip("evt3")
+    rng = np.random.default_rng(3)
+    x = np.tile(np.arange(640), 40)
+    y = np.repeat(np.arange(40), 640)
+    t = np.repeat(np.arange(40) * 25, 640)
+    keep = rng.random(x.size) < 0.4
+    rows = make_events(x[keep], y[keep], t[keep], rng.choice([-1, 1], keep.sum()))
+    rows = rows[np.lexsort((rows["x"], rows["p"], rows["y"], rows["t"]))]
+    for ev in (random_events(50_000, span=40_000_000), rows):
+        payload = evt3_encode(ev)
+        theirs, ours = evt3.decode_bytes(payload, 640, 480), evt3_decode(payload)
+        np.testing.assert_array_equal(theirs.x, ours["x"])
+        np.testing.assert_array_equal(theirs.y, ours["y"])
+        np.testing.assert_array_equal(theirs.timestamp.astype(np.int64), ours["t"])
+        np.testing.assert_array_equal(np.where(theirs.polarity > 0, 1, -1), ours["p"])

@@ -65,15 +65,25 @@ def _blob_packets(steps: int, size: int = 5, velocity=(130.0, 70.0), seed: int =
     return packets
 
 
-def _modulated_packets(f_hz: float, amp: float, rate_hz: float, steps: int, seed: int = 0):
-    """Uniformly placed events whose global rate is ``rate·(1 + amp·sin(2π f t))``."""
+def _modulated_packets(
+    f_hz: float, amp: float, rate_hz: float, steps: int, seed: int = 0, light: bool = True
+):
+    """Uniformly placed events whose global rate is ``rate·(1 + amp·sin(2π f t))``.
+
+    ``light``: a flickering light, whose brightening half-period fires mostly ON events
+    and dimming half OFF (80 %); else polarities at random (a periodic motion, say)."""
     rng = np.random.default_rng(seed)
     packets = []
     for k in range(steps):
         t0 = k * STEP_US
-        r = rate_hz * (1.0 + amp * np.sin(2 * np.pi * f_hz * (t0 + STEP_US / 2) * 1e-6))
+        phase = 2 * np.pi * f_hz * (t0 + STEP_US / 2) * 1e-6
+        r = rate_hz * (1.0 + amp * np.sin(phase))
         n = int(rng.poisson(r * STEP_US * 1e-6))
-        packets.append(_uniform(rng, n, t0))
+        ev = _uniform(rng, n, t0)
+        if light and amp > 0:
+            on = 0.5 + 0.3 * np.sign(np.cos(phase))  # d/dt of the light's brightness
+            ev["p"] = np.where(rng.random(n) < on, 1, -1)
+        packets.append(ev)
     return packets
 
 
@@ -156,6 +166,14 @@ def test_flicker_frequency_and_strength(f_hz):
     assert classify(c) == "flicker"
 
 
+def test_a_periodic_rate_without_polarity_swings_is_not_flicker():
+    # the robot weaving periodically modulates the event rate, with ON and OFF at once
+    _, out = _run(_modulated_packets(4.0, amp=0.5, rate_hz=20_000, steps=150, light=False))
+    c = out[-1]
+    assert c.flicker_strength > 0.9 and c.flicker_polarity_strength < 0.4, c
+    assert classify(c) != "flicker"
+
+
 def test_a_steady_stream_has_low_flicker_strength():
     strengths = []
     for seed in range(5):
@@ -218,7 +236,13 @@ def test_bad_arguments_and_thresholds():
     with pytest.raises(ValueError, match="flicker_min_strength"):
         ConditionThresholds(flicker_min_strength=1.5)
     # flicker wins over noise; a strong periodic rate at low event rate is not flicker
-    c = Conditions(event_rate_hz=5000, noise_rate_hz_per_px=30, flicker_hz=8, flicker_strength=0.9)
+    c = Conditions(
+        event_rate_hz=5000,
+        noise_rate_hz_per_px=30,
+        flicker_hz=8,
+        flicker_strength=0.9,
+        flicker_polarity_strength=0.9,
+    )
     assert classify(c) == "flicker"
     assert classify(Conditions(event_rate_hz=50, flicker_hz=8, flicker_strength=0.9)) == "nominal"
     th = ConditionThresholds(noise_min_hz_per_px=1.0)

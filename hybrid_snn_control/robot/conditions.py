@@ -68,6 +68,9 @@ class Conditions:
     isolated_fraction: float = 0.0  # of the judged events in the window
     flicker_hz: float = 0.0
     flicker_strength: float = 0.0  # 0..1: share of spectral power in the dominant peak
+    #: the same share for the per-step ON-OFF imbalance: a flickering light turns the whole
+    #: sensor ON then OFF, while the robot's own (periodic) motion makes both at once
+    flicker_polarity_strength: float = 0.0
     polarity_balance: float = 0.5  # ON fraction in the window (0.5 when there are no events)
     latency_ms_p50: float | None = None  # median over the window of the given latencies
     firing_rates: tuple[float, ...] = ()  # last given, per layer
@@ -81,6 +84,7 @@ class Conditions:
             "isolated_fraction": float(self.isolated_fraction),
             "flicker_hz": float(self.flicker_hz),
             "flicker_strength": float(self.flicker_strength),
+            "flicker_polarity_strength": float(self.flicker_polarity_strength),
             "polarity_balance": float(self.polarity_balance),
             "latency_ms_p50": None if self.latency_ms_p50 is None else float(self.latency_ms_p50),
             "firing_rates": [float(r) for r in self.firing_rates],
@@ -104,6 +108,9 @@ class ConditionThresholds:
 
     noise_min_hz_per_px: float = 6.0
     flicker_min_strength: float = 0.4
+    #: the polarity imbalance must swing too (tuned on evaluation seed 30, a student
+    #: driving: its weaving made nominal worlds look periodic in the event rate alone)
+    flicker_min_polarity_strength: float = 0.4
     flicker_min_hz: float = 1.5
     flicker_min_event_rate_hz: float = 200.0
 
@@ -112,6 +119,11 @@ class ConditionThresholds:
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be finite and >= 0, got {v}")
+        if not 0.0 <= self.flicker_min_polarity_strength <= 1.0:
+            raise ValueError(
+                "flicker_min_polarity_strength must be in [0, 1], got "
+                f"{self.flicker_min_polarity_strength}"
+            )
         if not 0.0 <= self.flicker_min_strength <= 1.0:
             raise ValueError(
                 f"flicker_min_strength must be in [0, 1], got {self.flicker_min_strength}"
@@ -129,6 +141,7 @@ def classify(conditions: Conditions, thresholds: ConditionThresholds | None = No
     c = conditions
     if (
         c.flicker_strength >= th.flicker_min_strength
+        and c.flicker_polarity_strength >= th.flicker_min_polarity_strength
         and c.flicker_hz >= th.flicker_min_hz
         and c.event_rate_hz >= th.flicker_min_event_rate_hz
     ):
@@ -203,6 +216,7 @@ class ConditionEstimator:
         self._pending = _Packet()
         self._window: deque[_Step] = deque()
         self._rates = np.zeros(self.fft_steps, dtype=np.float64)
+        self._imbalance = np.zeros(self.fft_steps, dtype=np.float64)  # (ON - OFF) / events
         self._times = np.zeros(self.fft_steps, dtype=np.int64)
         self._ring_head = 0  # next slot to write
         self._ring_n = 0
@@ -256,6 +270,7 @@ class ConditionEstimator:
             self._window.popleft()
 
         self._rates[self._ring_head] = n_in * 1e6 / dt
+        self._imbalance[self._ring_head] = (2 * on - n_in) / n_in if n_in else 0.0
         self._times[self._ring_head] = t_step
         self._ring_head = (self._ring_head + 1) % self.fft_steps
         self._ring_n = min(self._ring_n + 1, self.fft_steps)
@@ -312,12 +327,14 @@ class ConditionEstimator:
             noise = self._invert_isolated(iso / judged_s / (self.width * self.height))
         lats = [s.latency_ms for s in w if not math.isnan(s.latency_ms)]
         f_hz, strength = self._flicker()
+        _, pol_strength = self._flicker(self._imbalance)
         return Conditions(
             event_rate_hz=n / dt_s if dt_s > 0 else 0.0,
             noise_rate_hz_per_px=noise,
             isolated_fraction=iso / n_judged if n_judged else 0.0,
             flicker_hz=f_hz,
             flicker_strength=strength,
+            flicker_polarity_strength=pol_strength,
             polarity_balance=on / n if n else 0.5,
             latency_ms_p50=float(np.median(lats)) if lats else None,
             firing_rates=self._firing,
@@ -339,12 +356,14 @@ class ConditionEstimator:
             r = r_next
         return r
 
-    def _flicker(self) -> tuple[float, float]:
+    def _flicker(self, series: np.ndarray | None = None) -> tuple[float, float]:
+        """Dominant frequency and its power share of ``series`` (default: the event rate)."""
+        series = self._rates if series is None else series
         n = self._ring_n
         if n < self.fft_min_steps:
             return 0.0, 0.0
         idx = (self._ring_head - n + np.arange(n)) % self.fft_steps
-        x = self._rates[idx]
+        x = series[idx]
         t = self._times[idx]
         duration_s = (int(t[-1]) - int(t[0])) * 1e-6
         if duration_s <= 0:
@@ -356,7 +375,7 @@ class ConditionEstimator:
         power = np.abs(np.fft.rfft(x)) ** 2
         power[0] = 0.0
         total = float(power.sum())
-        if total <= 1e-12 * (1.0 + float(np.mean(self._rates[idx] ** 2))) * n:
+        if total <= 1e-12 * (1.0 + float(np.mean(series[idx] ** 2))) * n:
             return 0.0, 0.0  # a constant rate (or none): no spectrum to speak of
         i = int(np.argmax(power))
         lo, hi = max(1, i - _PEAK_HALF_WIDTH), min(power.size - 1, i + _PEAK_HALF_WIDTH)

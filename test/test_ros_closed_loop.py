@@ -488,3 +488,19 @@ def test_governed_modes_need_a_ratio_profile(ros_context, tmp_path):
         assert node.adaptive is None and node.get_parameter("ratio_mode").value == "fixed"
     finally:
         node.destroy_node()
+
+
+def test_hsc_eval_ratio_mode_runs_the_governor_with_the_baselines(capsys):
+    import json as _json
+
+    code = cli.main(
+        ["eval", "--ratio-mode", "adaptive", "--live-shift", "noisy_sensor", "--live-shift-at-s",
+         "1", "--episode-s", "2", "--episodes", "1", "--seed", "40", "--json"]
+    )  # fmt: skip
+    assert code == 0
+    out = _json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    table = out["table"]
+    assert set(table) == {"expert", "zero_action", "adaptive"}
+    (row,) = [r for r in out["rows"] if r["model"] == "adaptive"]
+    assert row["shift_step"] == 50 and row["ratio_switches"] >= 1  # the shift was detected
+    assert "adaptive" not in out["paired"] and "expert" in out["paired"]

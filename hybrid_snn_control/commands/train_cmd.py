@@ -78,6 +78,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--device", default="cpu")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    e.add_argument(
+        "--ratio-mode",
+        choices=("fixed", "budget", "adaptive"),
+        default=None,
+        help="run policy_node's ratio governor (its profile beside the policy) through the "
+        "direct rollout; with --live-shift the shift starts mid-episode",
+    )
+    e.add_argument("--energy-budget-nj", type=float, default=None, help="--ratio-mode budget")
+    e.add_argument("--live-shift", default=None, help="a shift that starts at --live-shift-at-s")
+    e.add_argument("--live-shift-at-s", type=float, default=10.0)
     e.set_defaults(func=run_eval)
 
     s = sub.add_parser("sweep", help="ratios x shifts x seeds -> CSV, JSON, Markdown, PNG")
@@ -202,6 +212,41 @@ def _load(path: str | None, device: str = "cpu"):
     return load_policy(path or default_policy_path(), device)
 
 
+def _eval_governed(args: argparse.Namespace) -> int:
+    """``hsc eval --ratio-mode``: the robot-side controller + governor in the direct rollout
+    (what policy_node runs), on the same worlds as ``hsc eval``, with the baselines."""
+    from hybrid_snn_control.policy.shipped import default_policy_path
+    from hybrid_snn_control.robot.adaptive_ratio import profile_path_for
+    from hybrid_snn_control.ros.governor_study import (
+        RatioConfig,
+        evaluate_ratio_configs,
+        summarize,
+    )
+
+    checkpoint = args.checkpoint or str(default_policy_path())
+    mode = args.ratio_mode or "fixed"
+    ratio = 0.5 if args.ratio is None else args.ratio
+    cfg = RatioConfig(mode, mode, ratio, args.energy_budget_nj)
+    episode_s = 20.0 if args.episode_s in (None, "policy") else float(args.episode_s)
+    rows = evaluate_ratio_configs(
+        checkpoint, [cfg], args.live_shift, [args.seed], args.episodes, episode_s,
+        args.live_shift_at_s, str(profile_path_for(checkpoint)) if mode != "fixed" else None,
+        args.threads, log=lambda *_: None,
+    )  # fmt: skip
+    summary = summarize(rows, main=mode)
+    if args.json:
+        print(json.dumps({"rows": rows, **summary}, default=float))
+        return 0
+    where = f"{args.live_shift} from {args.live_shift_at_s:g} s" if args.live_shift else "nominal"
+    print(f"{episode_s:g} s episodes, evaluation seed {args.seed}, {where}")
+    for name, t in summary["table"].items():
+        print(
+            f"  {name:>12s} score {t['score']:.3f}  gap closed {t['gap_closed']:+.3f}  "
+            f"{t['energy_nj_per_step']:.0f} nJ/step  {t['switches_per_episode']:.2f} switches"
+        )
+    return 0
+
+
 def run_eval(args: argparse.Namespace) -> int:
     _threads(args)
     from hybrid_snn_control.training.evaluate import (
@@ -215,6 +260,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    if args.ratio_mode is not None or args.live_shift is not None:
+        return _eval_governed(args)
     policy, meta = _load(args.checkpoint, args.device)
     settings = evaluation_settings(meta, args.episode_s)
     shift = None if args.shift == "nominal" else args.shift

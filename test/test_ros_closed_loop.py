@@ -211,6 +211,19 @@ def test_the_governor_detects_a_mid_episode_noise_shift_and_the_loop_equals_gym(
         governed = [s for s in loop.statuses if s.get("governor_switches")]
         assert governed and governed[0]["condition"] == "noisy_sensor"
         assert governed[0]["spiking_ratio"] == 0.0 or governed[-1]["spiking_ratio"] == 0.0
+        # /diagnostics carries the estimates and the switch
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        diags: list = []
+        loop.operator.create_subscription(
+            DiagnosticArray, "/diagnostics", lambda m: diags.extend(m.status), 10
+        )
+        assert loop.spin_until(
+            lambda: any(
+                kv.key == "governor_switches" and int(kv.value) >= 1 for d in diags for kv in d.values
+            ),
+            5.0,
+        )
         # a manual set puts the governor in fixed mode
         assert loop.set_policy_parameter("spiking_ratio", 0.25).successful
         assert loop.policy.adaptive.governor.mode == "fixed"

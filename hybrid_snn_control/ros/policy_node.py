@@ -513,6 +513,18 @@ class PolicyNode(Node):
         for k in ("synops", "energy_pj"):
             if k in self.last_step:
                 values[f"{k}_per_step"] = f"{self.last_step[k]:.0f}"
+        if self.adaptive is not None:  # the governor: what it sees and what it did
+            c, g = self.adaptive.estimator.conditions, self.adaptive.governor
+            values.update(
+                ratio_mode=g.mode,
+                condition=self.adaptive.label,
+                noise_rate_hz_per_px=f"{c.noise_rate_hz_per_px:.2f}",
+                flicker_hz=f"{c.flicker_hz:.2f}",
+                flicker_strength=f"{c.flicker_strength:.2f}",
+                event_rate_hz=f"{c.event_rate_hz:.0f}",
+                governor_switches=g.counters.switches,
+                last_switch=g.last_switch_reason or "none",
+            )
         for k, v in self.controller.weight_norms().items():
             values[k] = f"{v:.6g}"
         publish_status(self, self._diagnostics, level, "policy", message, values)

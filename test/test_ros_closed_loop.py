@@ -220,7 +220,9 @@ def test_the_governor_detects_a_mid_episode_noise_shift_and_the_loop_equals_gym(
         )
         assert loop.spin_until(
             lambda: any(
-                kv.key == "governor_switches" and int(kv.value) >= 1 for d in diags for kv in d.values
+                kv.key == "governor_switches" and int(kv.value) >= 1
+                for d in diags
+                for kv in d.values
             ),
             5.0,
         )

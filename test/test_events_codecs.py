@@ -155,14 +155,19 @@ def test_evt3_round_trip_is_exact(use_vectors):
     np.testing.assert_array_equal(evt3_decode(evt3_encode(ev, use_vectors)), ev)
 
 
-def test_evt3_vectors_round_trip_and_compress():
-    rng = np.random.default_rng(1)
-    x = np.tile(np.arange(300), 40)
-    y = np.repeat(np.arange(40), 300)
-    t = np.repeat(np.arange(40) * 3000, 300)
-    keep = rng.random(x.size) < 0.6
+def row_bursts(width: int, rows: int, dt_us: int, density: float, seed: int) -> np.ndarray:
+    """Row-ordered bursts (a sensor readout): the case EVT 3.0 vectors are for."""
+    rng = np.random.default_rng(seed)
+    x = np.tile(np.arange(width), rows)
+    y = np.repeat(np.arange(rows), width)
+    t = np.repeat(np.arange(rows) * dt_us, width)
+    keep = rng.random(x.size) < density
     ev = make_events(x[keep], y[keep], t[keep], rng.choice([-1, 1], keep.sum()))
-    ev = ev[np.lexsort((ev["x"], ev["p"], ev["y"], ev["t"]))]
+    return ev[np.lexsort((ev["x"], ev["p"], ev["y"], ev["t"]))]
+
+
+def test_evt3_vectors_round_trip_and_compress():
+    ev = row_bursts(300, 40, 3000, 0.6, seed=1)
     payload = evt3_encode(ev)
     assert len(payload) // 2 < ev.size / 2  # vectors: far fewer words than events
     np.testing.assert_array_equal(evt3_decode(payload), ev)
@@ -241,13 +246,7 @@ def test_stamp_conversions_are_exact():
 def test_evt3_decode_matches_the_maintained_evt3_package():
     # the Rust decoder on PyPI (DEV extra) as the reference, random and vector payloads
     evt3 = pytest.importorskip("evt3")
-    rng = np.random.default_rng(3)
-    x = np.tile(np.arange(640), 40)
-    y = np.repeat(np.arange(40), 640)
-    t = np.repeat(np.arange(40) * 25, 640)
-    keep = rng.random(x.size) < 0.4
-    rows = make_events(x[keep], y[keep], t[keep], rng.choice([-1, 1], keep.sum()))
-    rows = rows[np.lexsort((rows["x"], rows["p"], rows["y"], rows["t"]))]
+    rows = row_bursts(640, 40, 25, 0.4, seed=3)
     for ev in (random_events(50_000, span=40_000_000), rows):
         payload = evt3_encode(ev)
         theirs, ours = evt3.decode_bytes(payload, 640, 480), evt3_decode(payload)

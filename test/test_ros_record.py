@@ -111,5 +111,7 @@ def test_replay_reports_an_altered_recording(recording, tmp_path):
         writer.finish()
     result = replay(str(altered))
     assert not result.ok and len(result.mismatches) == 1
+    # one bad command among all the others, every one of them still compared
+    assert result.matched == result.replayed_cmds > 150
     assert abs(result.max_abs_diff - 0.01) < 1e-6
     assert cli.main(["replay", str(altered)]) == 1

@@ -195,10 +195,8 @@ def replay(path: str | os.PathLike, tolerance: float = 1e-6) -> ReplayResult:
             worst = max(worst, diff)
             matched += 1
             if diff > tolerance and len(mismatches) < 10:
-                replayed = (out.twist.linear.x, out.twist.angular.z)
-                mismatches.append(
-                    {"stamp_ns": _stamp_ns(out), "recorded": (v, w), "replayed": replayed}
-                )
+                got = (out.twist.linear.x, out.twist.angular.z)
+                mismatches.append({"stamp_ns": _stamp_ns(out), "recorded": (v, w), "replayed": got})
         return ReplayResult(
             packets=packets,
             recorded_cmds=n_recorded,

@@ -75,7 +75,7 @@ def make_env(s: SimSettings):
         shift=None if s.shift == "nominal" else s.shift,
         randomize=s.randomize,
     )
-    env.unwrapped.live_shift_plan = live_shift_plan(s)
+    env.unwrapped.set_live_shift(live_shift_plan(s))
     return env
 
 
@@ -180,12 +180,9 @@ class SimNode(Node):
 
     def _plan_live_shift(self, _value: object = None) -> None:
         """The env starts the shift itself at the planned time (every episode, seeded)."""
-        plan = self.sim.live_shift_plan = live_shift_plan(self.params.values)
-        if plan is not None and self.sim._live_rng is None and hasattr(self, "episode"):
-            # set mid-episode: this episode's draws come from a stream of its own seed
-            import numpy as np
-
-            self.sim._live_rng = np.random.default_rng([self._seed, 1])
+        plan = live_shift_plan(self.params.values)
+        # set mid-run, the episode under way takes it too, from a stream of its own seed
+        self.sim.set_live_shift(plan, seed=[self._seed, 1] if hasattr(self, "episode") else None)
         self.get_logger().info(
             f"live shift {plan['shift']} at {plan['at_s']:g} s of every episode "
             f"(ramp {plan['ramp_s']:g} s)"

@@ -269,13 +269,18 @@ class RoverEnv(gym.Env):
         return self.base_ranges.shifted(self.shift)
 
     # ----------------------------------------------------------------- world
-    def _apply_world(self, world: WorldParams) -> None:
+    def _apply_dynamics(self, world: WorldParams) -> None:
+        """Tire friction and chassis mass: what a world (or a live shift) sets in the model."""
         m, nom = self.model, self._nominal
         for g in self._tire_geoms:
             m.geom_friction[g, 0] = world["tire_friction"]
         b = self._chassis_body
         m.body_mass[b] = nom["body_mass"][b] * world["mass_scale"]
         m.body_inertia[b] = nom["body_inertia"][b] * world["mass_scale"]
+
+    def _apply_world(self, world: WorldParams) -> None:
+        m, nom = self.model, self._nominal
+        self._apply_dynamics(world)
         az, el = (
             math.radians(world["light_azimuth_deg"]),
             math.radians(world["light_elevation_deg"]),
@@ -367,12 +372,8 @@ class RoverEnv(gym.Env):
                 self.world[k] = b
             elif not isinstance(b, int):  # integers (latency steps) wait for the ramp's end
                 self.world[k] = a + (b - a) * w
-        m, nom, world = self.model, self._nominal, self.world
-        for g in self._tire_geoms:
-            m.geom_friction[g, 0] = world["tire_friction"]
-        b = self._chassis_body
-        m.body_mass[b] = nom["body_mass"][b] * world["mass_scale"]
-        m.body_inertia[b] = nom["body_inertia"][b] * world["mass_scale"]
+        world = self.world
+        self._apply_dynamics(world)
         if self._events_sim is not None:
             self._events_sim.set_params(self._event_params(world))
         latency = int(world["latency_steps"])
@@ -382,6 +383,19 @@ class RoverEnv(gym.Env):
             self._action_buffer = deque(queued[-(latency + 1) :], maxlen=latency + 1)
         if w >= 1.0:
             self._live = None
+
+    def set_live_shift(self, plan: dict[str, Any] | None, seed: Any = None) -> None:
+        """Plan a shift that starts mid-episode (``{"shift", "at_s", "ramp_s"}``; None: no
+        plan) for every episode from the next reset on.  With ``seed`` the episode under way
+        takes it too, its values drawn from a stream of that seed (a plan made mid-run)."""
+        if plan is not None:
+            if plan.get("shift") not in self.LIVE_SHIFTS:
+                raise ValueError(f"live_shift needs a shift in {self.LIVE_SHIFTS}: {plan!r}")
+            plan = {"shift": plan["shift"], "at_s": float(plan.get("at_s", 0.0)),
+                    "ramp_s": float(plan.get("ramp_s", 0.0))}  # fmt: skip
+            if seed is not None and self._live_rng is None:
+                self._live_rng = np.random.default_rng(seed)
+        self.live_shift_plan = plan
 
     def _shift_keys(self) -> tuple[str, ...]:
         """The world values the current live shift changes (empty when none planned)."""
@@ -408,13 +422,7 @@ class RoverEnv(gym.Env):
         if "shift" in options:  # persists for the following episodes (vector-env autoreset)
             self.shift = self._check_shift(options["shift"])
         if "live_shift" in options:  # {"shift", "at_s", "ramp_s"} or None; persists too
-            plan = options["live_shift"]
-            if plan is not None:
-                if plan.get("shift") not in self.LIVE_SHIFTS:
-                    raise ValueError(f"live_shift needs a shift in {self.LIVE_SHIFTS}: {plan!r}")
-                plan = {"shift": plan["shift"], "at_s": float(plan.get("at_s", 0.0)),
-                        "ramp_s": float(plan.get("ramp_s", 0.0))}  # fmt: skip
-            self.live_shift_plan = plan
+            self.set_live_shift(options["live_shift"])
         rng = self.np_random
         self.world = sample_world(rng, self.ranges, self.randomize)
         self._apply_world(self.world)

@@ -75,6 +75,16 @@ class AdaptiveRatio:
         self.controller.set_ratio(r)
         self.label, self.steps = "nominal", 0
 
+    def configure(
+        self, mode: str, energy_budget_nj: float | None, latency_budget_ms: float | None
+    ) -> None:
+        """A live change of mode or budgets: now, and for every later episode."""
+        self.governor.set_mode(mode)
+        self.governor.set_budget(energy_budget_nj, latency_budget_ms)
+        self._settings.update(
+            mode=mode, energy_budget_nj=energy_budget_nj, latency_budget_ms=latency_budget_ms
+        )
+
     def after_step(self, events: np.ndarray, out: Any) -> Decision:
         """Feed one control step (its events and :class:`ControlStep`); switch if decided."""
         self.steps += 1

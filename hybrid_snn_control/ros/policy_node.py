@@ -422,18 +422,12 @@ class PolicyNode(Node):
             self.adaptive = self._governor_for(s)  # ValueError: the change is rejected
             self._step_events = []
             return
-        budgets = {
-            "energy_nj": s.energy_budget_nj or None,
-            "latency_ms": s.latency_budget_ms or None,
-        }
-        self.adaptive.governor.set_mode(s.ratio_mode)
-        self.adaptive.governor.set_budget(**budgets)
-        self.adaptive._settings.update(
-            mode=s.ratio_mode,
-            energy_budget_nj=budgets["energy_nj"],
-            latency_budget_ms=budgets["latency_ms"],
+        energy, latency = s.energy_budget_nj or None, s.latency_budget_ms or None
+        self.adaptive.configure(s.ratio_mode, energy, latency)
+        self.get_logger().info(
+            f"ratio governor: mode {s.ratio_mode} (budget: energy {energy} nJ, "
+            f"latency {latency} ms)"
         )
-        self.get_logger().info(f"ratio governor: mode {s.ratio_mode} ({budgets})")
 
     # -- parameter changes ---------------------------------------------------------------
     def _set_ratio(self, value: float) -> None:

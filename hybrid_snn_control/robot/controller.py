@@ -108,6 +108,7 @@ class EventAccumulator:
         self._counts = np.zeros(2 * self.height * self.width, np.int64)
         self.events = 0
         self.newest_t_us: int | None = None
+        self.packet_t_us: int | None = None  # of the last accepted packet: newest event / stamp
         self.packets = 0
         self.dropped_packets = 0
         self.dropped_outside_sensor = 0
@@ -144,6 +145,7 @@ class EventAccumulator:
             newest = int(events["t"].max())
         else:
             newest = stamp_us
+        self.packet_t_us = None if newest is None else int(newest)
         if newest is not None and (self.newest_t_us is None or newest > self.newest_t_us):
             self.newest_t_us = int(newest)
         self.events += int(events.size)

@@ -233,8 +233,7 @@ class PolicyNode(Node):
             self.dropped_overflow_events += points - cap
             self._warn_drop(f"a packet of {points} events cut to its newest {cap}")
         if self.params.values.trigger == "events":
-            packet_us = int(events["t"].max()) if events.size else stamp_us_of(msg)
-            if self.gate.due(packet_us):
+            if self.gate.due(self.events.packet_t_us):  # the packet's newest event, or stamp
                 self._control_step()
 
     def _on_message_lost(self, info) -> None:

@@ -313,3 +313,27 @@ def test_profile_from_the_shipped_policys_sweep_has_every_detected_condition():
         [r["score"] for r in rows if r["ratio"] == 0.0])) < 1e-12  # fmt: skip
     with pytest.raises(ValueError, match="no rows"):
         profile_from_sweep(sweep, "nobody")
+
+
+def test_adaptive_ratio_feeds_the_measured_step_latency_to_the_guard(profile):
+    # policy_node's wrapper: a latency budget the profile says fits (1.6 ms at r = 0.5) but
+    # the steps measure 5 ms, so the guard must step down to a faster ratio
+    from types import SimpleNamespace
+
+    from hybrid_snn_control.events.arrays import empty_events
+    from hybrid_snn_control.robot.adaptive_ratio import AdaptiveRatio
+
+    class Controller:
+        event_shape, spiking_ratio = (2, 32, 32), 0.5
+
+        def set_ratio(self, r: float) -> None:
+            self.spiking_ratio = r
+
+    ctl = Controller()
+    adaptive = AdaptiveRatio(ctl, profile, "budget", latency_budget_ms=1.7, guard_window=10)
+    step = SimpleNamespace(latency_s=0.005, cost=None)
+    for _ in range(12):
+        adaptive.after_step(empty_events(), step)
+    assert adaptive.governor.counters.guard_stepdowns == 1
+    assert ctl.spiking_ratio > 0.5  # a ratio the profile says runs faster
+    assert adaptive.estimator.conditions.latency_ms_p50 == pytest.approx(5.0)

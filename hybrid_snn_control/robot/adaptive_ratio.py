@@ -93,10 +93,11 @@ class AdaptiveRatio:
         firing = cost.firing_rate if cost is not None else None
         if isinstance(firing, int | float):
             firing = [firing]
-        cond = self.estimator.update(events, t_us, None, firing)
+        cond = self.estimator.update(events, t_us, out.latency_s, firing)
         self.label = classify(cond, self.thresholds)
-        if cost is not None and self.governor.mode != "fixed":
-            self.governor.observe_cost(energy_nj=cost.energy_pj * 1e-3)
+        if self.governor.mode != "fixed":  # the measured cost, for the guard of each budget
+            energy = cost.energy_pj * 1e-3 if cost is not None else None
+            self.governor.observe_cost(energy_nj=energy, latency_ms=out.latency_s * 1e3)
         decision = self.governor.step(self.label)
         if decision.switched:
             self.controller.set_ratio(decision.ratio)

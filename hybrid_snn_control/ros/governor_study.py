@@ -4,9 +4,9 @@ worlds whose conditions change in the middle of each episode (issue 15).
 Every configuration runs the policy node's own code — :class:`PolicyController` plus
 :class:`~hybrid_snn_control.robot.adaptive_ratio.AdaptiveRatio` through
 :func:`~hybrid_snn_control.robot.controller.rollout_episode`, the rollout the ROS closed
-loop is checked against — on the same worlds (``EVAL_SEED_BASE + 10,000·seed + i``, as
-``hsc sweep``), with sim_node's live shift (``live_shift``, ``live_shift_at_s``).  The
-built-in ``expert`` and ``zero_action`` run on the same worlds for the gap closed.
+loop is checked against — on the same worlds as ``hsc sweep`` (``eval_seeds``), with
+sim_node's live shift (``live_shift``, ``live_shift_at_s``).  The built-in ``expert`` and
+``zero_action`` run on the same worlds for the gap closed.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from hybrid_snn_control.robot.controller import PolicyController, rollout_episod
 from hybrid_snn_control.ros.settings import SimSettings
 from hybrid_snn_control.ros.sim_node import make_env
 from hybrid_snn_control.sim.rover_env import OMEGA_MAX_RADPS, V_MAX_MPS
-from hybrid_snn_control.training.evaluate import EVAL_SEED_BASE
+from hybrid_snn_control.training.evaluate import eval_seeds
 
 __all__ = ["RatioConfig", "evaluate_ratio_configs", "summarize"]
 
@@ -70,7 +70,7 @@ def evaluate_ratio_configs(
     env = make_env(sim)
     rows: list[dict[str, Any]] = []
     try:
-        worlds = [(s, EVAL_SEED_BASE + 10_000 * s + i) for s in seeds for i in range(episodes)]
+        worlds = [(s, world) for s in seeds for world in eval_seeds(s, episodes)]
         for kind in ("expert", "zero_action"):
             for seed, world in worlds:
                 m = _baseline_episode(env, world, kind)

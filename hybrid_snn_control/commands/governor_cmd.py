@@ -77,6 +77,7 @@ def run_govern(args: argparse.Namespace) -> int:
         RatioConfig,
         evaluate_ratio_configs,
         summarize,
+        summary_lines,
         write_study,
     )
 
@@ -100,19 +101,6 @@ def run_govern(args: argparse.Namespace) -> int:
         print(
             f"\n{shift} from {args.at_s:g} s ({len(args.seeds)} seeds x {args.episodes} episodes)"
         )
-        for name, t in summary["table"].items():
-            print(
-                f"  {name:>12s} score {t['score']:.3f}  gap closed {t['gap_closed']:+.3f}  "
-                f"before/after {t['score_before_shift']:.3f}/{t['score_after_shift']:.3f}  "
-                f"{t['energy_nj_per_step']:.0f} nJ/step  {t['switches_per_episode']:.2f} switches"
-                + (
-                    f"  {100 * t['steps_within_energy_budget']:.1f} % of steps within the budget"
-                    if t["steps_within_energy_budget"] == t["steps_within_energy_budget"]
-                    else ""
-                )
-            )
-        for name, p in summary["paired"].items():
-            lo, hi = p["ci95"]
-            print(f"  adaptive - {name}: {p['mean_diff']:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+        print("\n".join(summary_lines(summary)))
     print(f"wrote {write_study(Path(args.out), results)}")
     return 0

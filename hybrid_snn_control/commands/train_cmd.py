@@ -221,6 +221,7 @@ def _eval_governed(args: argparse.Namespace) -> int:
         RatioConfig,
         evaluate_ratio_configs,
         summarize,
+        summary_lines,
     )
 
     checkpoint = args.checkpoint or str(default_policy_path())
@@ -239,11 +240,7 @@ def _eval_governed(args: argparse.Namespace) -> int:
         return 0
     where = f"{args.live_shift} from {args.live_shift_at_s:g} s" if args.live_shift else "nominal"
     print(f"{episode_s:g} s episodes, evaluation seed {args.seed}, {where}")
-    for name, t in summary["table"].items():
-        print(
-            f"  {name:>12s} score {t['score']:.3f}  gap closed {t['gap_closed']:+.3f}  "
-            f"{t['energy_nj_per_step']:.0f} nJ/step  {t['switches_per_episode']:.2f} switches"
-        )
+    print("\n".join(summary_lines(summary, main=mode)))
     return 0
 
 

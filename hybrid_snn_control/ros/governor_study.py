@@ -27,7 +27,7 @@ from hybrid_snn_control.ros.sim_node import make_env
 from hybrid_snn_control.sim.rover_env import OMEGA_MAX_RADPS, V_MAX_MPS
 from hybrid_snn_control.training.evaluate import eval_seeds
 
-__all__ = ["RatioConfig", "evaluate_ratio_configs", "summarize"]
+__all__ = ["RatioConfig", "evaluate_ratio_configs", "summarize", "summary_lines"]
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,24 @@ def summarize(rows: Sequence[dict[str, Any]], main: str = "adaptive") -> dict[st
             mean, lo, hi = paired_bootstrap_ci(a, b)
             paired[name] = {"mean_diff": mean, "ci95": [lo, hi]}
     return {"table": table, "paired": paired}
+
+
+def summary_lines(summary: dict[str, Any], main: str = "adaptive") -> list[str]:
+    """The printed table of :func:`summarize`: a line per model, then the paired lines."""
+    lines = []
+    for name, t in summary["table"].items():
+        line = (
+            f"  {name:>12s} score {t['score']:.3f}  gap closed {t['gap_closed']:+.3f}  "
+            f"before/after {t['score_before_shift']:.3f}/{t['score_after_shift']:.3f}  "
+            f"{t['energy_nj_per_step']:.0f} nJ/step  {t['switches_per_episode']:.2f} switches"
+        )
+        if not np.isnan(t["steps_within_energy_budget"]):
+            line += f"  {100 * t['steps_within_energy_budget']:.1f} % of steps within the budget"
+        lines.append(line)
+    for name, p in summary["paired"].items():
+        lo, hi = p["ci95"]
+        lines.append(f"  {main} - {name}: {p['mean_diff']:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+    return lines
 
 
 def _mean(rows: Sequence[dict[str, Any]], key: str) -> float:

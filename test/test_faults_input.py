@@ -49,22 +49,12 @@ from std_msgs.msg import String  # noqa: E402
 from hybrid_snn_control.policy import default_policy_path  # noqa: E402
 from hybrid_snn_control.ros.actuator_node import COMMAND_QOS, ActuatorNode  # noqa: E402
 from hybrid_snn_control.ros.closed_loop import as_parameters  # noqa: E402
-from hybrid_snn_control.ros.event_msgs import events_to_pointcloud2  # noqa: E402
+from hybrid_snn_control.ros.flood import random_packet as packet  # noqa: E402
 from hybrid_snn_control.ros.flood import stop_process_group  # noqa: E402
 from hybrid_snn_control.ros.policy_node import PolicyNode  # noqa: E402
 
 BAD = (math.nan, math.inf, -math.inf, 1e300)
 RECORD_QOS = QoSProfile(depth=500, reliability=ReliabilityPolicy.RELIABLE)
-
-
-def packet(n: int = 20, t_us: int | None = None, seed: int = 0) -> PointCloud2:
-    """A valid packet for the shipped 32x32 policy at ``t_us`` (default: now)."""
-    rng = np.random.default_rng(seed)
-    ev = np.zeros(n, EVENT_DTYPE)
-    ev["x"], ev["y"] = rng.integers(0, 32, n), rng.integers(0, 32, n)
-    ev["t"] = time.time_ns() // 1000 if t_us is None else t_us
-    ev["p"] = rng.choice([-1, 1], n)
-    return events_to_pointcloud2(ev, "event_camera")
 
 
 def packet_2038_overflow() -> PointCloud2:

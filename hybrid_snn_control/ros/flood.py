@@ -75,14 +75,16 @@ def _rss_mb(pid: int) -> float:
         return float("nan")
 
 
-def _packet(n: int, seed: int = 0):
+def random_packet(n: int = 20, t_us: int | None = None, seed: int = 0):
+    """A valid PointCloud2 packet of ``n`` events for the shipped 32x32 policy, all at
+    ``t_us`` (default: now)."""
     from hybrid_snn_control.events.arrays import EVENT_DTYPE
     from hybrid_snn_control.ros.event_msgs import events_to_pointcloud2
 
     rng = np.random.default_rng(seed)
     ev = np.zeros(n, EVENT_DTYPE)
     ev["x"], ev["y"] = rng.integers(0, 32, n), rng.integers(0, 32, n)
-    ev["t"] = time.time_ns() // 1000
+    ev["t"] = time.time_ns() // 1000 if t_us is None else t_us
     ev["p"] = rng.choice(np.array([-1, 1], np.int8), n)
     return events_to_pointcloud2(ev, "event_camera")
 
@@ -107,7 +109,7 @@ def _flooder(ns: str, kind: str, seconds: float, ready: str) -> int:
         "mb": (145_000, 50.0, None),
         "none": (0, 0.0, 0),
     }[kind]
-    msg = _packet(n_events) if n_events else _packet(1)
+    msg = random_packet(n_events) if n_events else random_packet(1)
     if not n_events:  # an empty packet: no points, valid layout
         msg.width, msg.row_step, msg.data = 0, 0, b""
     while not os.path.exists(ready):
@@ -358,7 +360,7 @@ def _steady(ns: str, seconds: float, ready: str) -> int:
     node = rclpy.create_node("steady_driver", namespace=ns)
     pub = node.create_publisher(PointCloud2, "events", qos_profile_sensor_data)
     clock = node.get_clock()
-    msg = _packet(20)
+    msg = random_packet(20)
 
     def send() -> None:
         msg.header.stamp = clock.now().to_msg()

@@ -89,21 +89,12 @@ def replay(args: argparse.Namespace) -> int:
 
 def _recorder_class(path: Path, record: str):
     """The recorder node for ``--record``, with policy_node's parameters for replay."""
-    import dataclasses
-    import json
-
     from hybrid_snn_control.config import load_node_params
-    from hybrid_snn_control.ros.mcap_record import recorder_node_class
-    from hybrid_snn_control.ros.policy_node import resolve_checkpoint
+    from hybrid_snn_control.ros.mcap_record import policy_metadata, recorder_node_class
     from hybrid_snn_control.ros.settings import PolicySettings
 
     settings = load_node_params(path, "policy_node", PolicySettings, {})
-    meta = {
-        "checkpoint": resolve_checkpoint(settings.checkpoint),
-        "policy_node": json.dumps(dataclasses.asdict(settings)),
-        "config": str(path),
-    }
-    return recorder_node_class(record, meta)
+    return recorder_node_class(record, {**policy_metadata(settings), "config": str(path)})
 
 
 def select_nodes(path: Path, requested: str | None) -> list[str]:

@@ -10,7 +10,6 @@ drive the loop through this one harness, so the tests check the loop the demo sh
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -118,16 +117,10 @@ class ClosedLoop:
 
     def _recorder(self, node: Node, path: str) -> Any:
         """An MCAP recorder of the loop's topics, with policy_node's parameters for replay."""
-        from hybrid_snn_control.ros.mcap_record import McapRecorder
-        from hybrid_snn_control.ros.policy_node import resolve_checkpoint
+        from hybrid_snn_control.ros.mcap_record import McapRecorder, policy_metadata
 
         self._add(node)
-        settings = self.policy.params.values
-        meta = {
-            "checkpoint": resolve_checkpoint(settings.checkpoint),
-            "policy_node": json.dumps(dataclasses.asdict(settings)),
-        }
-        return McapRecorder(node, path, metadata=meta)
+        return McapRecorder(node, path, metadata=policy_metadata(self.policy.params.values))
 
     def close_recording(self) -> Any:
         """Finish the MCAP file (if recording); its path, or None."""

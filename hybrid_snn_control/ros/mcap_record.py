@@ -12,6 +12,8 @@ checkpoint, policy parameters) lets :mod:`hybrid_snn_control.ros.replay` rebuild
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import re
 import sys
@@ -19,7 +21,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RUN_TOPICS", "McapRecorder", "message_counts", "recorder_node_class", "ros2msg_schema"]
+__all__ = [
+    "RUN_TOPICS",
+    "McapRecorder",
+    "message_counts",
+    "policy_metadata",
+    "recorder_node_class",
+    "ros2msg_schema",
+]
 
 #: topic (relative to the run's namespace unless absolute) → ROS type: what ``hsc demo
 #: --record`` and ``hsc bringup --record`` write.  The inputs of policy_node (events,
@@ -98,6 +107,17 @@ def ros2msg_schema(type_name: str) -> str:
         sections.append(f"{_SEPARATOR}\nMSG: {dep[0]}/{dep[1]}\n{text}")
         todo.extend(_dependencies(dep[0], text))
     return "\n".join([top, *sections])
+
+
+def policy_metadata(settings: Any) -> dict[str, str]:
+    """The ``hsc`` record :mod:`~hybrid_snn_control.ros.replay` rebuilds policy_node from:
+    its parameters (a ``PolicySettings``) and the checkpoint they resolve to."""
+    from hybrid_snn_control.ros.policy_node import resolve_checkpoint
+
+    return {
+        "checkpoint": resolve_checkpoint(settings.checkpoint),
+        "policy_node": json.dumps(dataclasses.asdict(settings)),
+    }
 
 
 def _qos(type_name: str, topic: str):

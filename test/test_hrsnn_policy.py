@@ -129,6 +129,8 @@ def test_controller_runs_an_hrsnn_policy_at_ratio_1_and_online_plasticity_moves_
     save_policy(path, make_policy(), extra={})
     c = PolicyController(path, spiking_ratio=0.5)  # the node's default: not this core's
     assert c.spiking_ratio == 1.0 and c.fixed_ratio == 1.0
+    # "auto" (the node's default backend) keeps an HRSNN core on eager torch
+    assert PolicyController(path, backend="auto").backend == "torch"
     with pytest.raises(ValueError, match="fixed at 1"):
         c.set_ratio(0.25)
     rng = np.random.default_rng(0)

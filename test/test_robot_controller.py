@@ -16,6 +16,7 @@ from hybrid_snn_control.robot.controller import (
     EventAccumulator,
     PolicyController,
     proprio_vector,
+    resolve_backend,
     wheel_speeds_from_twist,
 )
 
@@ -189,9 +190,28 @@ def test_exported_backends_give_the_torch_actions_and_switch_ratio(tiny_checkpoi
         proprio = rng.normal(size=8).astype(np.float32)
         a, b = eager.step(frame, proprio), other.step(frame, proprio)
         np.testing.assert_allclose(b.action, a.action, atol=1e-5)
-        assert b.cost is None and b.spiking_ratio == a.spiking_ratio
+        assert b.spiking_ratio == a.spiking_ratio
+        # the graph's cost comes from its spike counts, without a second pass in Python
+        assert (b.cost.macs, b.cost.synops, b.cost.firing_rate) == (
+            a.cost.macs,
+            a.cost.synops,
+            a.cost.firing_rate,
+        )
+        assert b.cost.energy_pj == pytest.approx(a.cost.energy_pj, rel=1e-12)
     other.reset()
     assert all(np.abs(s).sum() == 0 for s in other.state_arrays())
+
+
+def test_auto_backend_runs_the_exported_graph_unless_only_eager_torch_can(tiny_checkpoint):
+    import importlib.util
+
+    graph = "onnxruntime" if importlib.util.find_spec("onnxruntime") else "torchscript"
+    assert PolicyController(tiny_checkpoint, backend="auto").backend == graph
+    assert resolve_backend(tiny_checkpoint, "auto") == graph
+    assert resolve_backend(tiny_checkpoint, "auto", plasticity=True) == "torch"
+    assert resolve_backend(tiny_checkpoint, "torchscript", plasticity=True) == "torchscript"
+    assert resolve_backend("policy.onnx", "auto") == "onnxruntime"
+    assert resolve_backend("policy.pt", "auto") == "torchscript"
 
 
 def test_robot_spec_travels_with_the_policy_and_parameters_override_it(tmp_path):

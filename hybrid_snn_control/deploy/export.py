@@ -51,7 +51,9 @@ from torch import Tensor, nn
 from hybrid_snn_control import __version__
 from hybrid_snn_control.config import to_mapping
 from hybrid_snn_control.deploy.artefact import META_KEY
+from hybrid_snn_control.deploy.graph_cost import GraphCostModel
 from hybrid_snn_control.deploy.ratio_graph import masks_from_thresholds, unit_thresholds
+from hybrid_snn_control.hybrid.efficiency import AC_ENERGY_PJ, GATES, MAC_ENERGY_PJ
 from hybrid_snn_control.hybrid.ratio import ratio_thresholds
 from hybrid_snn_control.policy.bundle import load_hybrid_policy
 from hybrid_snn_control.policy.checkpoint import read_header
@@ -242,11 +244,29 @@ def artefact_metadata(
         "spiking_rank": [layer.spiking_rank.tolist() for layer in policy.core.layers],
         "recurrent_rank": [layer.recurrent_rank.tolist() for layer in policy.core.layers],
         "policy_config": to_mapping(cfg),
+        "cost_model": graph_cost_model(policy).as_dict(),
         "package_version": __version__,
         "torch_version": torch.__version__,
         "checkpoint_sha256": ckpt.get("sha256"),
         "checkpoint_path": ckpt.get("path"),
     }
+
+
+def graph_cost_model(policy: HybridPolicy) -> GraphCostModel:
+    """The ratio-only part of the policy's per-step cost, so an exported graph's runtime
+    turns its ``spike_count`` output into the eager backend's :class:`StepCost`."""
+    net = policy.core
+    return GraphCostModel(
+        hidden_size=net.hidden_size,
+        num_layers=net.num_layers,
+        input_size=net.input_size,
+        gates=GATES[net.recurrent_cell],
+        spiking_rows=2 if net.spiking_cell == "rf" else 1,
+        readout_size=net.readout.out_features if net.readout is not None else 0,
+        encoder_macs=float(policy.encoder.macs),
+        mac_energy_pj=MAC_ENERGY_PJ,
+        ac_energy_pj=AC_ENERGY_PJ,
+    )
 
 
 def trtexec_command(meta: dict[str, Any], onnx_path: str | Path, batch_size: int = 1) -> str:

@@ -6,7 +6,7 @@
     rt.reset()                      # zero state (all, or where done[b])
     rt.set_ratio(0.25)              # takes effect on the next step; state of kept units kept
     action = rt.step(events, proprio)   # numpy in, numpy out: [C,H,W]+[P] -> [A] or batched
-    rt.last_cost                    # StepCost of that step (torch backend), else None
+    rt.last_cost                    # StepCost of that step (None: not counted)
 
 A runtime owns everything that changes while a policy runs: the spiking ratio (validated
 here, once), the recurrent state and the cost of the last step.  The policy node's
@@ -14,7 +14,12 @@ controller holds one runtime and never looks at which: all three give the same a
 (tested to 1e-5 in float32), accept a new ratio at any step and reset the same way.
 The torch backend runs any policy core (hybrid or HRSNN, with online plasticity) and
 counts the cost of every step on the step that ran; the exported graphs run hybrid
-policies and report their spike counts (``last_spike_count``).
+policies and report their spike counts (``last_spike_count``), from which the same
+``StepCost`` is computed in numpy (:mod:`hybrid_snn_control.deploy.graph_cost`).
+
+``backend="auto"`` (the policy node's default) picks the fastest correct path: ONNX
+Runtime when it is installed, else the TorchScript graph; eager torch for an HRSNN core or
+when online plasticity is asked for (only eager torch has it).
 
 ``path`` may be a training checkpoint (``.safetensors``; TorchScript / ONNX graphs are then
 built in memory at load) or an exported artefact (``.pt`` TorchScript, ``.onnx``).  Loading
@@ -28,16 +33,18 @@ intra-op pool per session; for the torch backends it calls ``torch.set_num_threa
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hybrid_snn_control.deploy.artefact import META_KEY, session_metadata
+from hybrid_snn_control.deploy.graph_cost import GraphCostModel, StepCost
 from hybrid_snn_control.hybrid.ratio import check_ratio, graph_ratio
+from hybrid_snn_control.policy.config import PLASTICITY_NEEDS_HRSNN
 
 BACKENDS = ("torch", "torchscript", "onnxruntime")
 TORCHSCRIPT_SUFFIXES = (".pt", ".ts", ".torchscript", ".jit")
@@ -52,6 +59,7 @@ __all__ = [
     "TorchScriptRuntime",
     "load_runtime",
     "require_policy_file",
+    "resolve_backend",
 ]
 
 
@@ -78,16 +86,6 @@ def _load_failed(path: Path, exc: BaseException) -> PolicyFileError:
     if len(reason) > 300:
         reason = reason[:300] + " …"
     return PolicyFileError(f"could not load {path}: {reason or type(exc).__name__}")
-
-
-@dataclass
-class StepCost:
-    """Cost of one control step at the ratio it ran with (DESIGN §9, 45 nm constants)."""
-
-    synops: float
-    macs: float
-    energy_pj: float
-    firing_rate: list[float] = field(default_factory=list)  # per layer
 
 
 class PolicyRuntime:
@@ -146,6 +144,8 @@ class PolicyRuntime:
 
     def set_plasticity(self, on: bool, rate: float | None = None) -> None:
         """Online STDP from the live events; only the torch backend of an HRSNN core has it."""
+        if on and self.meta["policy_config"].get("core", "hybrid") != "hrsnn":
+            raise ValueError(PLASTICITY_NEEDS_HRSNN)
         if on:
             raise ValueError(f"online plasticity needs the torch backend, not {self.backend}")
 
@@ -277,10 +277,16 @@ class _GraphRuntime(PolicyRuntime):
         self.state_names: list[str] = list(meta["state_names"])
         self.hidden_size = int(meta["policy_config"]["hidden_size"])
         self.thresholds = np.asarray(meta["ratio_thresholds"], dtype=np.float32)
+        #: turns the graph's spike counts into the eager backend's StepCost (None: an
+        #: artefact exported without a cost model, or without the spike_count output)
+        self.cost_model = GraphCostModel.from_meta(meta)
+        self._ratio_cost = None
         super().__init__(meta, batch_size, spiking_ratio)
 
     def _apply_ratio(self) -> None:
         self._set_graph_ratio(graph_ratio(self._ratio, self.thresholds))
+        if self.cost_model is not None:
+            self._ratio_cost = self.cost_model.at_ratio(self._ratio)
 
     def reset(self, done: Any = None) -> None:
         shape = (self.batch_size, self.hidden_size)
@@ -303,6 +309,8 @@ class _GraphRuntime(PolicyRuntime):
         self._state = list(out[1 : 1 + n])
         if len(out) > 1 + n:
             self.last_spike_count = self._to_numpy(out[1 + n])
+            if self._ratio_cost is not None:
+                self.last_cost = self._ratio_cost.step(self.last_spike_count)
         return self._to_numpy(out[0])
 
     def _set_graph_ratio(self, r32: float) -> None:
@@ -406,6 +414,34 @@ def _check_device(device: str) -> None:
         raise ValueError("device cuda: CUDA is not available to torch on this machine")
 
 
+def _checkpoint_core(path: Path) -> str:
+    """``policy_config.core`` of a checkpoint from its header alone (no weights loaded)."""
+    from hybrid_snn_control.policy.checkpoint import read_header
+
+    try:
+        meta = json.loads(read_header(path).get("hsc", "{}"))
+    except (ValueError, TypeError):
+        return "hybrid"  # the loader reports what is wrong with the file
+    cfg = meta.get("policy_config") if isinstance(meta, dict) else None
+    return str(cfg.get("core", "hybrid")) if isinstance(cfg, dict) else "hybrid"
+
+
+def resolve_backend(path: str | Path, backend: str = "auto", plasticity: bool = False) -> str:
+    """The backend ``auto`` means for ``path``: ONNX Runtime when installed, else the
+    TorchScript graph; eager torch for an HRSNN core or when ``plasticity`` is wanted
+    (only eager torch adapts weights online). Any other ``backend`` is returned as is."""
+    if backend != "auto":
+        return backend
+    path = Path(path)
+    if path.suffix == ".onnx":
+        return "onnxruntime"
+    if path.suffix in TORCHSCRIPT_SUFFIXES:
+        return "torchscript"
+    if plasticity or _checkpoint_core(path) == "hrsnn":
+        return "torch"
+    return "onnxruntime" if importlib.util.find_spec("onnxruntime") else "torchscript"
+
+
 def load_runtime(
     path: str | Path,
     backend: str = "torch",
@@ -420,10 +456,12 @@ def load_runtime(
     """Build a runtime from a checkpoint (``.safetensors``) or an exported artefact.
 
     ``count_cost`` (torch backend): report each step's cost in ``last_cost``.
+    ``backend="auto"``: see :func:`resolve_backend`.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend not in (*BACKENDS, "auto"):
+        raise ValueError(f"backend must be one of {(*BACKENDS, 'auto')}, got {backend!r}")
     path = require_policy_file(path)
+    backend = resolve_backend(path, backend)
     is_checkpoint = path.suffix == ".safetensors"
     if backend == "onnxruntime":
         if is_checkpoint:

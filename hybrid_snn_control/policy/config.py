@@ -12,7 +12,13 @@ from typing import Literal
 
 from hybrid_snn_control.config import param
 
-__all__ = ["HRSNNCoreConfig", "PolicyConfig", "RobotSpec"]
+__all__ = ["PLASTICITY_NEEDS_HRSNN", "HRSNNCoreConfig", "PolicyConfig", "RobotSpec"]
+
+#: why a hybrid-core policy refuses online plasticity (eager and exported runtimes alike)
+PLASTICITY_NEEDS_HRSNN = (
+    "online plasticity needs a policy with an HRSNN core (core: hrsnn); this policy's core "
+    "is the BPTT-trained hybrid network"
+)
 
 
 @dataclass

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from hybrid_snn_control.hybrid.efficiency import EfficiencyReport, count_efficiency
 from hybrid_snn_control.hybrid.network import HybridActivity, HybridNetwork, HybridState
-from hybrid_snn_control.policy.config import PolicyConfig
+from hybrid_snn_control.policy.config import PLASTICITY_NEEDS_HRSNN, PolicyConfig
 
 __all__ = ["AdaptivePoolMatmul", "EventEncoder", "HybridPolicy", "PolicyInput"]
 
@@ -178,10 +178,7 @@ class HybridPolicy(PolicyInput):
 
     def set_plasticity(self, on: bool, rate: float | None = None) -> None:
         if on:
-            raise ValueError(
-                "online plasticity needs a policy with an HRSNN core (core: hrsnn); this "
-                "policy's core is the BPTT-trained hybrid network"
-            )
+            raise ValueError(PLASTICITY_NEEDS_HRSNN)
 
     def weight_norms(self) -> dict[str, float]:
         return {}

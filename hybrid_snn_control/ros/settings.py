@@ -211,11 +211,12 @@ class PolicySettings:
             read_only=True,
         ),
     )
-    backend: Literal["torch", "torchscript", "onnxruntime"] = field(
-        default="torch",
+    backend: Literal["auto", "torch", "torchscript", "onnxruntime"] = field(
+        default="auto",
         metadata=param(
-            description="torch (eager, cost accounting per step), torchscript or onnxruntime "
-            "(exported step graphs; latency only)",
+            description="auto: the exported step graph (onnxruntime when installed, else "
+            "torchscript; torch for HRSNN cores and online_plasticity); torch: eager. Every "
+            "backend reports each step's cost (graphs: from their spike counts)",
             read_only=True,
         ),
     )

@@ -3,14 +3,16 @@
 A driver publishes PointCloud2 event packets (``--events`` events on the 32×32 sensor of
 the shipped policy, stamped with the wall-clock ROS time, newest event = stamp) at
 ``--rate-hz``; policy_node (``trigger: events``: one step per packet, the shipped
-policy, torch, 1 thread, cost accounting on) publishes ``cmd`` with the newest event's
-stamp; actuator_node (``stamp_source: command``) passes it to ``cmd_vel``; the driver
+policy, 1 thread, cost accounting on; each ``--backends`` entry in turn: ``auto`` is the
+node's default, the exported graph) publishes ``cmd`` with the newest event's stamp;
+actuator_node (``stamp_source: command``) passes it to ``cmd_vel``; the driver
 records receipt time − stamp.  Reference in the same run: a bare rclpy relay chain with
 the same two hops (PointCloud2 → TwistStamped with the packet's stamp → TwistStamped).
 Two set-ups: all nodes in this process's single-threaded executor (``hsc bringup``),
 and one process per node (``ros2 launch`` / ``hsc bringup --processes``).
 
-    python bench/bench_ros_loop.py [--duration 60] [--rate-hz 100] [--events 200] [--json]
+    python bench/bench_ros_loop.py [--duration 60] [--rate-hz 100] [--events 200]
+                                   [--backends auto torch] [--json]
 
 The machine has 2 cores shared with other jobs: tails are noisy; repeat and compare
 medians.
@@ -94,7 +96,9 @@ def _args(params: dict) -> list[str]:
     return [a for k, v in params.items() for a in ("-p", f"{k}:={v}")]
 
 
-def measure(kind: str, where: str, seconds: float, rate_hz: float, n_events: int) -> dict:
+def measure(
+    kind: str, where: str, seconds: float, rate_hz: float, n_events: int, backend: str = "auto"
+) -> dict:
     import rclpy
     from geometry_msgs.msg import TwistStamped
     from rclpy.executors import SingleThreadedExecutor
@@ -102,10 +106,10 @@ def measure(kind: str, where: str, seconds: float, rate_hz: float, n_events: int
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import PointCloud2
 
-    ns = f"bench_loop_{kind}_{where}_{os.getpid()}"
+    ns = f"bench_loop_{kind}_{where}_{backend}_{os.getpid()}"
     # one packet per control period: the policy's rate must be the driver's (packets faster
     # than rate_hz are coalesced by design, issue 18)
-    policy_params = {**POLICY_PARAMS, "rate_hz": float(rate_hz)}
+    policy_params = {**POLICY_PARAMS, "rate_hz": float(rate_hz), "backend": backend}
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     ex = SingleThreadedExecutor(context=ctx)
@@ -205,7 +209,7 @@ def measure(kind: str, where: str, seconds: float, rate_hz: float, n_events: int
     rclpy.shutdown(context=ctx)
     lat = np.asarray(lat_ms)
     return {
-        "kind": kind,
+        "kind": kind if kind == "relay" else f"{kind}[{backend}]",
         "where": where,
         "sent_per_s": sent[0] / elapsed,
         "loop_rate_hz": lat.size / elapsed,
@@ -221,6 +225,9 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=60.0, help="seconds per measurement")
     ap.add_argument("--rate-hz", type=float, default=100.0)
     ap.add_argument("--events", type=int, default=200, help="events per packet")
+    ap.add_argument(
+        "--backends", nargs="+", default=["auto", "torch"], help="policy_node backends to time"
+    )
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--relay", type=int, help=argparse.SUPPRESS)
     args, _ = ap.parse_known_args()
@@ -232,9 +239,12 @@ def main() -> int:
     torch.set_num_threads(1)
     rows = []
     for where in ("one_process", "processes"):
-        ours = measure("loop", where, args.duration, args.rate_hz, args.events)
         ref = measure("relay", where, args.duration, args.rate_hz, args.events)
-        rows.append({"where": where, "loop": ours, "relay": ref})
+        loops = [
+            measure("loop", where, args.duration, args.rate_hz, args.events, b)
+            for b in args.backends
+        ]
+        rows.append({"where": where, "relay": ref, "loops": loops})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -242,19 +252,18 @@ def main() -> int:
         f"event stamp → cmd_vel at {args.rate_hz:g} Hz, {args.events} events/packet, "
         f"{args.duration:g} s each (ms); policy_node + actuator_node vs a bare 2-hop relay"
     )
-    head = ("set-up", "chain", "median", "p99", "max", "loop Hz", "ratio")
-    print("{:<12} {:<7} {:>7} {:>7} {:>7} {:>8} {:>6}".format(*head))
+    head = ("set-up", "chain", "median", "p99", "max", "loop Hz", "ratio", "step")
+    print("{:<12} {:<18} {:>7} {:>7} {:>7} {:>8} {:>6} {:>7}".format(*head))
     for r in rows:
-        for kind in ("loop", "relay"):
-            m = r[kind]
+        for m in (r["relay"], *r["loops"]):
             ratio = m["median_ms"] / r["relay"]["median_ms"]
+            step = m["policy_step_median_ms"]
             print(
-                f"{r['where']:<12} {kind:<7} {m['median_ms']:>7.3f} {m['p99_ms']:>7.3f} "
-                f"{m['max_ms']:>7.3f} {m['loop_rate_hz']:>8.1f} {ratio:>6.2f}"
+                f"{r['where']:<12} {m['kind']:<18} {m['median_ms']:>7.3f} {m['p99_ms']:>7.3f} "
+                f"{m['max_ms']:>7.3f} {m['loop_rate_hz']:>8.1f} {ratio:>6.2f} "
+                + (f"{step:>7.3f}" if step is not None else f"{'':>7}")
             )
-    step = rows[0]["loop"]["policy_step_median_ms"]
-    if step is not None:
-        print(f"policy step alone (encode + network + cost accounting): median {step:.3f} ms")
+    print("step: the policy step alone in the node (median ms; one-process runs only)")
     return 0
 
 

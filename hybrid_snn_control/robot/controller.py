@@ -39,7 +39,12 @@ from typing import Any
 import numpy as np
 
 from hybrid_snn_control.config import from_mapping
-from hybrid_snn_control.deploy.runtime import StepCost, load_runtime, require_policy_file
+from hybrid_snn_control.deploy.runtime import (
+    StepCost,
+    load_runtime,
+    require_policy_file,
+    resolve_backend,
+)
 from hybrid_snn_control.events.arrays import EVENT_DTYPE, empty_events
 from hybrid_snn_control.events.codecs import EventTimeError, check_times_us
 from hybrid_snn_control.policy.config import RobotSpec
@@ -51,6 +56,7 @@ __all__ = [
     "StepCost",
     "policy_robot_spec",
     "proprio_vector",
+    "resolve_backend",
     "wheel_speeds_from_twist",
 ]
 
@@ -186,8 +192,9 @@ def policy_robot_spec(meta: Mapping[str, Any]) -> RobotSpec:
 class PolicyController:
     """A loaded policy's runtime plus the robot it drives.
 
-    ``backend``: ``torch`` (eager, any core, cost counted per step), ``torchscript`` or
-    ``onnxruntime`` (the exported step graphs).  ``robot_overrides`` replaces single
+    ``backend``: ``torch`` (eager, any core), ``torchscript`` or ``onnxruntime`` (the
+    exported step graphs), or ``auto`` (:func:`~hybrid_snn_control.deploy.runtime.resolve_backend`);
+    every backend reports each step's cost.  ``robot_overrides`` replaces single
     :class:`RobotSpec` values of the policy's stored spec (e.g. ``{"max_linear_mps": 0.3}``
     on a robot slower than the one the policy was trained for).
     """
@@ -202,9 +209,9 @@ class PolicyController:
         threads: int | None = 1,
     ) -> None:
         path = require_policy_file(checkpoint, "policy checkpoint")
-        self.backend = backend
         self.device = device
         self.runtime = load_runtime(path, backend=backend, threads=threads, device=device)
+        self.backend = self.runtime.backend  # what "auto" resolved to
         self.meta = self.runtime.meta
         self.event_shape = tuple(self.runtime.event_shape)
         self.proprio_size = self.runtime.proprio_size
@@ -283,7 +290,11 @@ class PolicyController:
         if proprio.shape != (self.proprio_size,):
             raise ValueError(f"proprio must be [{self.proprio_size}], got {proprio.shape}")
         fault = None
-        if not (np.isfinite(proprio).all() and np.isfinite(events_frame).all()):
+        # a finite sum proves every element finite (one cheap reduction per step); the exact
+        # elementwise test runs only when it is not
+        if not (math.isfinite(proprio.sum()) and math.isfinite(events_frame.sum())) and not (
+            np.isfinite(proprio).all() and np.isfinite(events_frame).all()
+        ):
             self.nonfinite_inputs += 1
             proprio = np.where(np.isfinite(proprio), proprio, 0).astype(proprio.dtype)
             events_frame = np.where(np.isfinite(events_frame), events_frame, 0).astype(
@@ -293,7 +304,7 @@ class PolicyController:
         action = self.runtime.step(events_frame, proprio)
         latency = time.perf_counter() - t0
         action = np.asarray(action, np.float64).reshape(-1)
-        if not np.all(np.isfinite(action)):
+        if not math.isfinite(action.sum()) and not np.isfinite(action).all():
             self.nonfinite_actions += 1
             fault = (
                 f"policy produced a non-finite action {action}: zero command, recurrent state reset"

@@ -65,6 +65,7 @@ from hybrid_snn_control.robot.adaptive_ratio import AdaptiveRatio, load_profile,
 from hybrid_snn_control.robot.controller import (
     EventAccumulator,
     PolicyController,
+    resolve_backend,
     wheel_speeds_from_twist,
 )
 from hybrid_snn_control.robot.packet_clock import PacketStepGate
@@ -102,9 +103,10 @@ def resolve_checkpoint(path: str) -> str:
 def policy_node_controller(settings: PolicySettings) -> PolicyController:
     """The controller policy_node builds from ``settings`` (checkpoint, backend, robot
     overrides, ratio, online plasticity), without the node."""
+    checkpoint = resolve_checkpoint(settings.checkpoint)
     controller = PolicyController(
-        resolve_checkpoint(settings.checkpoint),
-        backend=settings.backend,
+        checkpoint,
+        backend=resolve_backend(checkpoint, settings.backend, settings.online_plasticity),
         device=settings.device,
         spiking_ratio=settings.spiking_ratio,
         robot_overrides=settings.robot_overrides(),
@@ -154,11 +156,12 @@ class PolicyNode(Node):
         self.lost_in_middleware = 0
         self._last_seq: dict[bytes, int] = {}
         self._faults_reported = 0
-        self.last_step: dict = {}
+        self._last: tuple | None = None  # (ControlStep, newest µs, events) of the last step
         self._latencies: list[float] = []
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
 
         self._cmd = self.create_publisher(TwistStamped, "cmd", COMMAND_QOS)
+        self._cmd_msg = TwistStamped()  # reused: publish serializes it at once
         self._status = self.create_publisher(String, "~/status", 10, **QUIET_PUB)
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10, **QUIET_PUB)
         # proprioception first: with one executor, ready callbacks run in creation order,
@@ -325,14 +328,12 @@ class PolicyNode(Node):
         held = self.sensors.current(time.monotonic())
         proprio = self.controller.proprio(held["wheels"], held["gyro"], held["accel"])
         out = self.controller.step(frame, proprio)
-        if self.adaptive is not None:
-            self._govern(out)
         if out.fault is not None:
             self.get_logger().error(
                 f"{out.fault} ({self.controller.nonfinite_actions} so far)",
                 throttle_duration_sec=1.0,
             )
-        cmd = TwistStamped()
+        cmd = self._cmd_msg
         cmd.header.frame_id = s.frame_id
         if newest_us is not None:
             cmd.header.stamp.sec, cmd.header.stamp.nanosec = us_to_stamp(newest_us)
@@ -340,10 +341,27 @@ class PolicyNode(Node):
             cmd.header.stamp = self.get_clock().now().to_msg()
         cmd.twist.linear.x, cmd.twist.angular.z = out.linear_mps, out.angular_rps
         self._cmd.publish(cmd)
+        # everything below runs after the command is out (with one executor, before the
+        # actuator's callback): keep it small; the status dict is built only when published
         self.steps += 1
         self._latencies.append(out.latency_s)
         if len(self._latencies) > 1000:
             del self._latencies[:500]
+        self._last = (out, newest_us, n_events)
+        if self.adaptive is not None:  # its decision applies from the next step on
+            self._govern(out)
+        if self.steps % s.status_every_steps == 0:
+            status = self.last_step
+            status["online_plasticity"] = self.controller.plasticity
+            status.update(self.controller.weight_norms())
+            self._status.publish(String(data=json.dumps(status)))
+
+    @property
+    def last_step(self) -> dict:
+        """What ``~/status`` reports about the last step (empty before the first)."""
+        if self._last is None:
+            return {}
+        out, newest_us, n_events = self._last
         status = {
             "step": self.steps,
             "stamp_us": newest_us,
@@ -364,11 +382,7 @@ class PolicyNode(Node):
                 energy_pj=out.cost.energy_pj,
                 firing_rate=out.cost.firing_rate,
             )
-        self.last_step = status
-        if self.steps % s.status_every_steps == 0:
-            status["online_plasticity"] = self.controller.plasticity
-            status.update(self.controller.weight_norms())
-            self._status.publish(String(data=json.dumps(status)))
+        return status
 
     # -- the ratio governor ----------------------------------------------------------------
     def _make_governor(self, s: PolicySettings) -> AdaptiveRatio | None:
@@ -503,9 +517,10 @@ class PolicyNode(Node):
             "step_latency_p50_ms": f"{lat[len(lat) // 2] * 1e3:.3f}" if lat else "none",
             "step_latency_max_ms": f"{lat[-1] * 1e3:.3f}" if lat else "none",
         }
+        last = self.last_step
         for k in ("synops", "energy_pj"):
-            if k in self.last_step:
-                values[f"{k}_per_step"] = f"{self.last_step[k]:.0f}"
+            if k in last:
+                values[f"{k}_per_step"] = f"{last[k]:.0f}"
         if self.adaptive is not None:  # the governor: what it sees and what it did
             c, g = self.adaptive.estimator.conditions, self.adaptive.governor
             values.update(

@@ -23,6 +23,7 @@ node, not DDS.
 from __future__ import annotations
 
 import bisect
+import copy
 import json
 import os
 from collections import defaultdict, deque
@@ -66,13 +67,15 @@ class ReplayResult:
 
 
 class _Capture:
-    """Stands in for the ``cmd`` publisher: keeps what the node publishes."""
+    """Stands in for the ``cmd`` publisher: keeps what the node publishes.
+
+    A copy, as a real publisher serializes at once: the node reuses its message object."""
 
     def __init__(self) -> None:
         self.msgs: list[Any] = []
 
     def publish(self, msg: Any) -> None:
-        self.msgs.append(msg)
+        self.msgs.append(copy.deepcopy(msg))
 
 
 def _stamp_ns(msg: Any) -> int:

@@ -6,14 +6,18 @@ same width vs snnTorch's LIF network stepped in a loop.
 All contenders run in the same process, interleaved (round-robin repeats, medians), in
 eval mode under ``torch.inference_mode()``. Widths: the hybrid network has ``hidden``
 spiking + ``hidden`` recurrent candidates per layer (``hidden`` active at any ratio); the
-references have ``hidden`` units per layer. Targets (issue 3): hybrid <= 1.0x LSTMCell net,
-<= 0.3x snnTorch. The machine is shared: timings are noisy, compare ratios of one run.
+references have ``hidden`` units per layer. Targets (issues 3, 17): the ratio-switchable
+step (``SwitchableHybridStep``: compact weights regathered at ``set_ratio``) <= 1.0x
+LSTMCell net, <= 0.3x snnTorch; its ``set_ratio`` time (a switch 0.5 <-> 0.25 with the
+state remapped) is printed too. The machine is shared: timings are noisy, compare ratios
+of one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import snntorch as snn
@@ -22,6 +26,7 @@ from torch import nn
 
 from hybrid_snn_control.hybrid import HybridNetwork
 from hybrid_snn_control.hybrid.compact import CompactHybridStep
+from hybrid_snn_control.hybrid.switchable import SwitchableHybridStep
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _neuron_timing import interleaved_medians, machine_info, print_table, write_json
@@ -71,6 +76,17 @@ class SnnTorchNet(nn.Module):
         return x, new
 
 
+def time_switches(step: SwitchableHybridStep, ratio: float, n: int = 20) -> float:
+    """Median ms of a ratio switch (weights regathered, state remapped), ending at ``ratio``."""
+    state = step.initial_state(1)
+    times = []
+    for k in range(2 * n):
+        t0 = time.perf_counter()
+        state = step.set_ratio(0.25 if k % 2 == 0 else ratio, state)
+        times.append(time.perf_counter() - t0)
+    return 1e3 * sorted(times)[len(times) // 2]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--input", type=int, default=64)
@@ -105,7 +121,14 @@ def main() -> None:
 
     compact = CompactHybridStep(hybrid).eval()
     scripted = CompactHybridStep(hybrid).eval().scripted()
+    switch_net = HybridNetwork(
+        args.input, args.hidden, args.layers, args.spiking_cell, "lstm", spiking_ratio=args.ratio
+    ).eval()
+    switch_net.load_state_dict(hybrid.state_dict())
+    switchable = SwitchableHybridStep(switch_net)
+    switch_ms = time_switches(switchable, args.ratio)
     state = {
+        "switchable": switchable.initial_state(1),
         "hybrid": hybrid.initial_state(1),
         "hybrid_gru": hybrid_gru.initial_state(1),
         "compact": compact.initial_state(1),
@@ -117,7 +140,7 @@ def main() -> None:
 
     def run(key, model):
         def fn():
-            if key.startswith("hybrid"):
+            if key.startswith("hybrid") or key == "switchable":
                 state[key] = model.step(x, state[key])[1]
             else:
                 state[key] = model(x, state[key])[1]
@@ -136,6 +159,7 @@ def main() -> None:
             state[f"sweep{r}"] = CompactHybridStep(net_r).initial_state(1)
             sweep[f"compact+jit lif+lstm r={r}"] = run(f"sweep{r}", module)
     contenders = {
+        f"switchable {args.spiking_cell}+lstm r={args.ratio}": run("switchable", switchable),
         f"hybrid {args.spiking_cell}+lstm r={args.ratio}": run("hybrid", hybrid),
         f"hybrid {args.spiking_cell}+gru r={args.ratio}": run("hybrid_gru", hybrid_gru),
         f"compact {args.spiking_cell}+lstm r={args.ratio}": run("compact", compact),
@@ -185,7 +209,7 @@ def main() -> None:
             ("cpu_vs_snntorch", "CPU x snnTorch", ".2f"),
         ],
     )
-    for row in rows[:4]:
+    for row in rows[:5]:
         ok_lstm, ok_snn = row["vs_lstm"] <= 1.0, row["vs_snntorch"] <= 0.3
         print(
             f"{row['name']}: target <= 1.0x LSTMCell net: {row['vs_lstm']:.2f}x wall, "
@@ -193,10 +217,14 @@ def main() -> None:
             f"<= 0.3x snnTorch: {row['vs_snntorch']:.2f}x wall, {row['cpu_vs_snntorch']:.2f}x "
             f"CPU ({'met' if ok_snn else 'MISSED'})"
         )
+    print(
+        f"switchable set_ratio ({args.ratio} <-> 0.25, state remapped): median {switch_ms:.2f} ms"
+    )
     write_json(
         args.json,
-        {"benchmark": "neuron_step", "args": vars(args), "machine": machine_info(), "rows": rows},
-    )
+        {"benchmark": "neuron_step", "args": vars(args), "machine": machine_info(), "rows": rows,
+         "switch_ms": switch_ms},
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

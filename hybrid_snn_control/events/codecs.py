@@ -219,39 +219,39 @@ def _field_get(f: Any, name: str):
     return f[name] if isinstance(f, dict) else getattr(f, name)
 
 
-def pointcloud2_decode(
-    data: bytes | bytearray | memoryview | np.ndarray,
-    fields: Sequence[Any] = POINTCLOUD2_FIELDS,
-    point_step: int = POINTCLOUD2_POINT_STEP,
-    stamp_us: int = 0,
-    width: int | None = None,
-    height: int = 1,
-    is_bigendian: bool = False,
-    t_scale_us: float | None = None,
-) -> np.ndarray:
-    """Decode a PointCloud2 ``data`` buffer with x/y/t/p fields into an event array.
+def _field_key(fields: Sequence[Any]) -> tuple | None:
+    """``fields`` as a hashable key (None if they cannot be read: the slow path says why)."""
+    try:
+        return tuple(
+            (
+                _field_get(f, "name"),
+                _field_get(f, "offset"),
+                _field_get(f, "datatype"),
+                _field_get(f, "count"),
+            )
+            for f in fields
+        )
+    except (TypeError, KeyError, AttributeError):
+        return None
 
-    ``fields``: ``PointField`` messages, :class:`PointFieldSpec` s or dicts with ``name``,
-    ``offset``, ``datatype``, ``count``.  ``t`` is read as ``t * t_scale_us`` microseconds
-    after ``stamp_us`` (``t_scale_us`` default: 1 for integer ``t``, 1e6 for float ``t``,
-    i.e. seconds).  ``p`` may be ±1 or 0/1.  Raises ``ValueError`` on missing fields,
-    unsupported types, fields outside ``point_step``, a data size that does not match, or
-    arguments of the wrong type (never ``TypeError`` / ``OverflowError``).
-    """
-    point_step = _as_int(point_step, "point_step")
-    stamp_us = _as_int(stamp_us, "stamp_us")
-    height = _as_int(height, "height")
-    width = None if width is None else _as_int(width, "width")
-    if not -(2**62) <= stamp_us <= 2**62:  # stamp + t would overflow int64
-        raise EventTimeError(f"stamp_us {stamp_us} is beyond ±2^62 us")
-    if t_scale_us is not None and not (
-        isinstance(t_scale_us, (int, float, np.integer, np.floating))
-        and math.isfinite(t_scale_us)
-        and t_scale_us > 0
-    ):
-        raise ValueError(f"t_scale_us must be a finite number > 0, got {reprlib.repr(t_scale_us)}")
-    if point_step <= 0:
-        raise ValueError(f"point_step must be positive; got {point_step}")
+
+_LAYOUTS: dict[tuple, tuple[np.dtype, bool]] = {}  # validated layouts; a stream has one
+
+
+def _pointcloud2_layout(
+    fields: Sequence[Any], point_step: int, is_bigendian: bool
+) -> tuple[np.dtype, bool]:
+    """The numpy dtype of one point and whether it is the package's own layout, validated
+    once per distinct layout (a driver sends the same fields in every packet)."""
+    key = _field_key(fields)
+    if key is not None:
+        key = (key, point_step, is_bigendian)
+        try:
+            hit = _LAYOUTS.get(key)
+        except TypeError:  # an unhashable field value: validate below, do not cache
+            hit, key = None, None
+        if hit is not None:
+            return hit
     by_name = {}
     try:
         for f in fields:
@@ -291,6 +291,48 @@ def pointcloud2_decode(
         names.append(n)
         formats.append(fmt)
         offsets.append(offset)
+    dt = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": point_step})
+    layout = [(n, o, f.str) for n, o, f in zip(names, offsets, formats)]
+    result = (dt, layout == _PACKAGE_LAYOUT and point_step == POINTCLOUD2_POINT_STEP)
+    if key is not None and len(_LAYOUTS) < 64:
+        _LAYOUTS[key] = result
+    return result
+
+
+def pointcloud2_decode(
+    data: bytes | bytearray | memoryview | np.ndarray,
+    fields: Sequence[Any] = POINTCLOUD2_FIELDS,
+    point_step: int = POINTCLOUD2_POINT_STEP,
+    stamp_us: int = 0,
+    width: int | None = None,
+    height: int = 1,
+    is_bigendian: bool = False,
+    t_scale_us: float | None = None,
+) -> np.ndarray:
+    """Decode a PointCloud2 ``data`` buffer with x/y/t/p fields into an event array.
+
+    ``fields``: ``PointField`` messages, :class:`PointFieldSpec` s or dicts with ``name``,
+    ``offset``, ``datatype``, ``count``.  ``t`` is read as ``t * t_scale_us`` microseconds
+    after ``stamp_us`` (``t_scale_us`` default: 1 for integer ``t``, 1e6 for float ``t``,
+    i.e. seconds).  ``p`` may be ±1 or 0/1.  Raises ``ValueError`` on missing fields,
+    unsupported types, fields outside ``point_step``, a data size that does not match, or
+    arguments of the wrong type (never ``TypeError`` / ``OverflowError``).
+    """
+    point_step = _as_int(point_step, "point_step")
+    stamp_us = _as_int(stamp_us, "stamp_us")
+    height = _as_int(height, "height")
+    width = None if width is None else _as_int(width, "width")
+    if not -(2**62) <= stamp_us <= 2**62:  # stamp + t would overflow int64
+        raise EventTimeError(f"stamp_us {stamp_us} is beyond ±2^62 us")
+    if t_scale_us is not None and not (
+        isinstance(t_scale_us, (int, float, np.integer, np.floating))
+        and math.isfinite(t_scale_us)
+        and t_scale_us > 0
+    ):
+        raise ValueError(f"t_scale_us must be a finite number > 0, got {reprlib.repr(t_scale_us)}")
+    if point_step <= 0:
+        raise ValueError(f"point_step must be positive; got {point_step}")
+    dt, package_layout = _pointcloud2_layout(fields, point_step, bool(is_bigendian))
     raw = _byte_view(data, "PointCloud2")
     nbytes = raw.nbytes
     if nbytes % point_step:
@@ -301,17 +343,7 @@ def pointcloud2_decode(
             f"width*height = {width}*{height} points but data holds {n_points} "
             f"({nbytes} bytes / point_step {point_step})"
         )
-    dt = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": point_step})
-    layout = [(n, o, f.str) for n, o, f in zip(names, offsets, formats)]
-    if (
-        layout == _PACKAGE_LAYOUT
-        and point_step == POINTCLOUD2_POINT_STEP
-        and t_scale_us
-        in (
-            None,
-            1,
-        )
-    ):
+    if package_layout and t_scale_us in (None, 1):
         return _decode_package_layout(raw, n_points, stamp_us)
     pts = np.frombuffer(raw, dtype=dt, count=n_points)
     if all(pts.dtype[f].kind in "iu" for f in "xytp") and t_scale_us in (None, 1):

@@ -7,7 +7,10 @@
   as under ego-motion); the fraction of pixels that fired per frame is in each row.
   The reference's output is checked to be identical on the frames it timed.
 * decode: PointCloud2, EventPacket ``mono`` and ``evt3`` (random events, worst case for evt3,
-  and row-ordered events that use EVT 3.0 vectors) vs a per-event ``struct`` decoder.
+  and row-ordered events that use EVT 3.0 vectors) vs a per-event ``struct`` decoder; with
+  the ``evt3`` package installed, the package alone vs ``evt3_decode``, and the event node's
+  path (``Evt3StreamDecoder`` over 256 KiB packets -> EVENT_DTYPE) with the package backend
+  vs the numpy backend, same run, same output checked.
 * encoders: ``event_frame``, ``voxel_grid``, ``time_surface`` vs per-event loops.
 
 Single thread (``torch.set_num_threads(1)``; numpy here is single threaded).  Times are
@@ -15,7 +18,7 @@ process CPU time (``--wall`` for wall clock), the median of ``--repeats`` runs.
 Targets (issue 4): >= 1000 frames/s at 346x260 for a typical scene, >= 100 M events/s
 PointCloud2 decode.
 
-    .venv/bin/python bench/bench_events.py [--quick] [--json]
+    .venv/bin/python bench/bench_events.py [--quick] [--json] [--only decode]
 """
 
 from __future__ import annotations
@@ -167,6 +170,25 @@ def ref_decode_evt3(data: bytes) -> list:
     return out
 
 
+NODE_PACKET_BYTES = 256 * 1024  # one EventPacket: a few ms of a busy sensor
+NODE_MAX_EVENTS = 1_000_000  # event_camera_node's default max_buffered_events
+
+
+def evt3_node_path(payload: bytes, backend: str):
+    """What event_camera_node runs per EventPacket: the stream decoder -> EVENT_DTYPE."""
+    from hybrid_snn_control.events.evt3_stream import Evt3StreamDecoder
+
+    packets = [
+        payload[i : i + NODE_PACKET_BYTES] for i in range(0, len(payload), NODE_PACKET_BYTES)
+    ]
+
+    def run():
+        decoder = Evt3StreamDecoder(backend=backend)
+        return [decoder.decode(p, max_events=NODE_MAX_EVENTS) for p in packets]
+
+    return run
+
+
 def bench_decoders(n_events, n_ref, repeats):
     from hybrid_snn_control.events import make_events
     from hybrid_snn_control.events.codecs import (
@@ -244,11 +266,19 @@ def bench_decoders(n_events, n_ref, repeats):
                     lambda p=payload: evt3_decode(p),
                 )
             )
+        for name, payload, n in (
+            ("evt3 node path (random)", evt3_rand, ev.size),
+            ("evt3 node path (row bursts)", evt3_rows, rows.size),
+        ):  # the package backend vs the numpy backend: same events, how much faster
+            fast, ref = evt3_node_path(payload, "evt3"), evt3_node_path(payload, "numpy")
+            same = np.array_equal(np.concatenate(fast()), np.concatenate(ref()))
+            assert same, f"{name}: the two backends disagree"
+            cases.append((name, n, fast, ref))
     out = []
     for name, n, fast, ref in cases:
         fast_s = median_time(fast, repeats)
         ref_s = median_time(ref, max(1, repeats // 2))
-        ref_n = n if name.startswith("evt3 package") else n_ref  # ours decodes all of it
+        ref_n = n if name.startswith(("evt3 package", "evt3 node")) else n_ref  # all of it
         fast_rate, ref_rate = n / fast_s, ref_n / ref_s
         out.append(
             {"bench": "decode", "codec": name, "events": n, "events_per_s": fast_rate,
@@ -331,6 +361,9 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json", action="store_true", help="print one JSON document instead")
     ap.add_argument("--wall", action="store_true", help="wall-clock instead of CPU time")
+    ap.add_argument(
+        "--only", choices=("simulator", "decode", "encode"), help="run one part of the bench"
+    )
     args = ap.parse_args()
     global _clock
     if args.wall:
@@ -340,12 +373,15 @@ def main() -> int:
     torch.set_num_threads(1)
     q = args.quick
     rows = []
-    for w, h in ((64, 64), (346, 260)):
+    parts = {args.only} if args.only else {"simulator", "decode", "encode"}
+    for w, h in ((64, 64), (346, 260)) if "simulator" in parts else ():
         for kind in ("typical", "fast", "busy"):
             n_ref = 2 if (q or w > 64) else 10
             rows.append(bench_simulator(w, h, kind, 50 if q else 300, n_ref, args.repeats))
-    rows += bench_decoders(200_000 if q else 2_000_000, 5_000 if q else 50_000, args.repeats)
-    rows += bench_encoders(200_000 if q else 2_000_000, 5_000 if q else 50_000, args.repeats)
+    if "decode" in parts:
+        rows += bench_decoders(200_000 if q else 2_000_000, 5_000 if q else 50_000, args.repeats)
+    if "encode" in parts:
+        rows += bench_encoders(200_000 if q else 2_000_000, 5_000 if q else 50_000, args.repeats)
     meta = {
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -360,9 +396,10 @@ def main() -> int:
     if args.json:
         print(json.dumps({"meta": meta, "results": rows}, indent=2))
         return 0
-    print("frames -> events (clean preset, 1 kHz frames, uint8 gray)")
-    print(f"{'size':>8} {'scene':>8} {'frames/s':>9} {'Mev/s':>7} {'fired':>7} "
-          f"{'ev/frame':>9} {'ref fr/s':>9} {'speed-up':>9} {'identical':>9}")  # fmt: skip
+    if "simulator" in parts:
+        print("frames -> events (clean preset, 1 kHz frames, uint8 gray)")
+        print(f"{'size':>8} {'scene':>8} {'frames/s':>9} {'Mev/s':>7} {'fired':>7} "
+              f"{'ev/frame':>9} {'ref fr/s':>9} {'speed-up':>9} {'identical':>9}")  # fmt: skip
     for r in rows:
         if r["bench"] == "simulator":
             print(
@@ -371,17 +408,26 @@ def main() -> int:
                 f"{r['events_per_frame']:>9.0f} {r['reference_frames_per_s']:>9.2f} "
                 f"{r['speedup']:>8.0f}x {r['reference_identical']!s:>9}"
             )
-    print("\ndecode (events/s)")
-    print(f"{'codec':>28} {'Mev/s':>8} {'ref Mev/s':>10} {'speed-up':>9} {'B/event':>8}")
+    if "decode" in parts:
+        print("\ndecode (events/s)")
+        print(f"{'codec':>28} {'Mev/s':>8} {'ref Mev/s':>10} {'speed-up':>9} {'B/event':>8}")
     for r in rows:
         if r["bench"] == "decode":
             print(
                 f"{r['codec']:>28} {r['events_per_s'] / 1e6:>8.1f} "
-                f"{r['reference_events_per_s'] / 1e6:>10.2f} {r['speedup']:>8.0f}x "
+                f"{r['reference_events_per_s'] / 1e6:>10.2f} "
+                f"{r['speedup']:>8.{1 if r['speedup'] < 100 else 0}f}x "
                 f"{r['bytes_per_event']:>8.2f}"
             )
-    print("\nencode (events/s, 346x260)")
-    print(f"{'encoder':>28} {'Mev/s':>8} {'ref Mev/s':>10} {'speed-up':>9}")
+    if any(r.get("codec", "").startswith("evt3 node") for r in rows):
+        print(
+            "  evt3 package rows: ref = evt3_decode (numpy).  evt3 node path: Evt3StreamDecoder "
+            f"over {NODE_PACKET_BYTES // 1024} KiB packets -> EVENT_DTYPE, evt3 backend; "
+            "ref = numpy backend; speed-up = their ratio"
+        )
+    if "encode" in parts:
+        print("\nencode (events/s, 346x260)")
+        print(f"{'encoder':>28} {'Mev/s':>8} {'ref Mev/s':>10} {'speed-up':>9}")
     for r in rows:
         if r["bench"] == "encode":
             print(

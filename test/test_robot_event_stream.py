@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from hybrid_snn_control.events import make_events
-from hybrid_snn_control.events.codecs import Evt3State, evt3_encode, mono_encode
+from hybrid_snn_control.events.codecs import DecodeStats, evt3_encode, mono_encode
+from hybrid_snn_control.events.evt3_stream import Evt3StreamDecoder
 from hybrid_snn_control.robot.event_stream import (
     EventPacketizer,
     EventPacketTime,
@@ -61,18 +62,19 @@ def test_mono_event_packets_decode_to_header_time():
     ev = events(50, t0=0)
     payload, _ = mono_encode(ev, time_base_ns=0)
     stamp_us = 1_700_000_000_000_000
-    out = decode_event_packet("mono", payload, stamp_us, False, (64, 48), Evt3State(), None)
+    evt3 = Evt3StreamDecoder()
+    out = decode_event_packet("mono", payload, stamp_us, False, (64, 48), evt3, None)
     np.testing.assert_array_equal(out["t"], ev["t"] + stamp_us)
     np.testing.assert_array_equal(out[["x", "y", "p"]], ev[["x", "y", "p"]])
     with pytest.raises(ValueError, match="multiple of 8"):
-        decode_event_packet("mono", payload[:-3], stamp_us, False, (64, 48), Evt3State(), None)
+        decode_event_packet("mono", payload[:-3], stamp_us, False, (64, 48), evt3, None)
 
 
 def test_evt3_packets_keep_one_sensor_to_host_offset_across_jittery_stamps():
     ev = events(400, t0=5000)
     payload = evt3_encode(ev)
     half = len(payload) // 2 // 2 * 2
-    state, clock = Evt3State(), EventPacketTime(resync_us=100_000)
+    state, clock = Evt3StreamDecoder(), EventPacketTime(resync_us=100_000)
     a = decode_event_packet("evt3", payload[:half], 10_005_000, False, (64, 48), state, clock)
     b = decode_event_packet("evt3", payload[half:], 10_008_000, False, (64, 48), state, clock)
     got = np.concatenate([a, b])  # packet 2's host stamp is 3 ms late: ignored
@@ -85,6 +87,25 @@ def test_evt3_packets_keep_one_sensor_to_host_offset_across_jittery_stamps():
         decode_event_packet("libcaer_cmp", b"", 0, False, (64, 48), state, clock)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "evt3"])
+@pytest.mark.parametrize("bad", [b"\x00", b"\x34\x12"], ids=["odd", "unknown word"])
+def test_malformed_evt3_packets_are_rejected_before_they_touch_the_stream_state(backend, bad):
+    if backend == "evt3":
+        pytest.importorskip("evt3")
+    ev = events(400, t0=5000)
+    payload = evt3_encode(ev)
+    half = len(payload) // 2 // 2 * 2
+    decoder, clock = Evt3StreamDecoder(backend=backend), EventPacketTime()
+    a = decode_event_packet("evt3", payload[:half], 10_005_000, False, (64, 48), decoder, clock)
+    before = (decoder.state.y, decoder.state.time_high, decoder.state.time_low)
+    with pytest.raises(ValueError, match="evt3 packet malformed"):
+        # the bad words last: the good ones before them must not have moved the state
+        decode_event_packet("evt3", payload[half:] + bad, 0, False, (64, 48), decoder, clock)
+    assert (decoder.state.y, decoder.state.time_high, decoder.state.time_low) == before
+    b = decode_event_packet("evt3", payload[half:], 10_008_000, False, (64, 48), decoder, clock)
+    np.testing.assert_array_equal(np.concatenate([a, b])["t"], ev["t"] + 10_000_000)
+
+
 def _dense_evt3(blocks: int) -> tuple[bytes, np.ndarray]:
     """Full rows of ON events: EVT 3.0 vectors pack them ~10 events per 2-byte word."""
     x = np.tile(np.arange(320), 60 * blocks)
@@ -94,20 +115,23 @@ def _dense_evt3(blocks: int) -> tuple[bytes, np.ndarray]:
     return evt3_encode(ev), ev
 
 
-def test_evt3_decoding_is_bounded_by_max_events_whatever_the_payload_expands_to():
+@pytest.mark.parametrize("backend", ["numpy", "evt3"])
+def test_evt3_decoding_is_bounded_by_max_events_whatever_the_payload_expands_to(backend):
     # finding 4: a 40 MB evt3 payload expanded to 63 M events (1.66 GB) before the buffer
     # bound applied; with max_events the peak stays one chunk's worth for any payload size
+    # (tracemalloc sees numpy's allocations, not the evt3 package's Rust ones)
     import tracemalloc
 
-    from hybrid_snn_control.events.codecs import DecodeStats
-
+    if backend == "evt3":
+        pytest.importorskip("evt3")
     peaks = []
     for blocks in (50, 200):
         payload, ev = _dense_evt3(blocks)
         stats = DecodeStats()
         tracemalloc.start()
+        decoder = Evt3StreamDecoder(backend=backend)
         out = decode_event_packet(
-            "evt3", payload, 0, False, (320, 60), Evt3State(), EventPacketTime(),
+            "evt3", payload, 0, False, (320, 60), decoder, EventPacketTime(),
             max_events=50_000, stats=stats,
         )  # fmt: skip
         peaks.append(tracemalloc.get_traced_memory()[1])

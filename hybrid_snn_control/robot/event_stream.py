@@ -15,7 +15,9 @@ Real drivers' ``event_camera_msgs/EventPacket`` payloads are decoded by
 :func:`decode_event_packet` into host (ROS) time: ``mono`` events are ``dt`` after the
 header stamp; ``evt3`` carries sensor time only, mapped to ROS time with one offset fixed
 at the first packet and re-anchored when it drifts by more than ``resync_us`` (a sensor
-restart), so packet-to-packet jitter of the host stamp does not reorder events.
+restart), so packet-to-packet jitter of the host stamp does not reorder events.  ``evt3``
+words go through an :class:`~hybrid_snn_control.events.evt3_stream.Evt3StreamDecoder` (the
+``evt3`` package when installed, else numpy: the same events either way).
 """
 
 from __future__ import annotations
@@ -29,11 +31,10 @@ from hybrid_snn_control.events.arrays import EVENT_DTYPE, empty_events
 from hybrid_snn_control.events.codecs import (
     DecodeStats,
     EventTimeError,
-    Evt3State,
     check_times_us,
-    evt3_decode,
     mono_decode,
 )
+from hybrid_snn_control.events.evt3_stream import Evt3StreamDecoder
 
 __all__ = ["EventPacketTime", "EventPacketizer", "StreamCounters", "decode_event_packet"]
 
@@ -156,7 +157,7 @@ def decode_event_packet(
     stamp_us: int,
     is_bigendian: bool,
     sensor_size: tuple[int, int],
-    evt3_state: Evt3State,
+    evt3_decoder: Evt3StreamDecoder,
     evt3_time: EventPacketTime,
     max_events: int | None = None,
     stats: DecodeStats | None = None,
@@ -164,9 +165,11 @@ def decode_event_packet(
     """An ``EventPacket``'s events in ROS-time µs; ``ValueError`` if it is malformed.
 
     Events outside ``sensor_size`` are returned (and rejected by :class:`EventPacketizer`).
-    ``max_events`` bounds an ``evt3`` payload while it is decoded: only the newest are kept
-    (``stats.overflow_events`` counts the rest), so a 40 MB payload that expands to 63 M
-    events never exists in memory at once.
+    ``evt3_decoder`` carries the stream state from packet to packet; an ``evt3`` packet with
+    an odd byte count or unknown word types is rejected before anything is decoded, so the
+    state stays as it was.  ``max_events`` bounds an ``evt3`` payload while it is decoded:
+    only the newest are kept (``stats.overflow_events`` counts the rest), so a 40 MB payload
+    that expands to 63 M events never exists in memory at once.
     """
     stats = stats if stats is not None else DecodeStats()
     if encoding == "mono":
@@ -175,9 +178,7 @@ def decode_event_packet(
     elif encoding == "evt3":
         if is_bigendian:
             raise ValueError("evt3 packets are little endian; is_bigendian=true is malformed")
-        out = evt3_decode(payload, evt3_state, strict=False, stats=stats, max_events=max_events)
-        if stats.dropped_bytes or stats.unknown_words:
-            raise ValueError(f"evt3 packet malformed: {'; '.join(stats.messages[:3])}")
+        out = evt3_decoder.decode(payload, stats, max_events)
         out = evt3_time.to_host(out, stamp_us)
     else:
         raise ValueError(f"unsupported EventPacket encoding {encoding!r}; supported: mono, evt3")

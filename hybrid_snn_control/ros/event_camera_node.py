@@ -37,7 +37,8 @@ from sensor_msgs.msg import Image, PointCloud2
 
 from hybrid_snn_control.events import EventCameraSimulator
 from hybrid_snn_control.events.arrays import empty_events
-from hybrid_snn_control.events.codecs import DecodeStats, Evt3State, check_times_us
+from hybrid_snn_control.events.codecs import DecodeStats, check_times_us
+from hybrid_snn_control.events.evt3_stream import Evt3StreamDecoder
 from hybrid_snn_control.robot.event_stream import (
     EventPacketizer,
     EventPacketTime,
@@ -89,8 +90,9 @@ class EventCameraNode(Node):
         elif s.source == "pointcloud2":
             msg_type, topic, callback = PointCloud2, "events_in", self._on_pointcloud2
         else:
-            self._evt3_state, self._evt3_time = Evt3State(), EventPacketTime()
+            self._evt3, self._evt3_time = Evt3StreamDecoder(), EventPacketTime()
             msg_type, topic, callback = _event_packet_type(), "event_packet", self._on_event_packet
+            self.get_logger().info(f"evt3 decoder backend: {self._evt3.backend}")
         self.lost_in_middleware = 0
         topic = self.create_subscription(
             msg_type,
@@ -144,7 +146,7 @@ class EventCameraNode(Node):
                 stamp_us_of(msg),
                 msg.is_bigendian,
                 (s.width, s.height),
-                self._evt3_state,
+                self._evt3,
                 self._evt3_time,
                 max_events=self.stream.max_buffered_events,  # bounded while decoding
                 stats=stats,

@@ -12,7 +12,10 @@ chain rule of the LIF/ALIF recursion directly (equations in :mod:`.lif`, :mod:`.
     \qquad g^a_t = \rho\, g^a_{t+1} + \beta\, g^\theta_t
 
 with :math:`\partial_o v = -u` (zero reset) or :math:`-\theta` (subtract reset), dropped
-when the reset is detached. Forward spikes and membranes equal the step path's.
+when the reset is detached. Forward spikes and membranes equal the step path's. The sums
+for λ, θ, β, ρ are only formed for those that require grad (by default none do).
+:func:`leaky_integrate` is the same idea for a constant-decay linear filter (the hybrid
+network's spike-rate trace).
 
 The fused path has no second derivative (the saved membranes carry no graph; its
 backward is ``once_differentiable``, so double backward raises instead of returning wrong
@@ -66,8 +69,11 @@ def _script(fn):
 
 @_script
 def _surrogate(x: Tensor, name: str, scale: float) -> Tensor:
+    # Overwrites x (every caller passes a fresh ``u - theta``). The rectangular window is
+    # compared in place into x's dtype: a bool result cast with ``.to`` was measured ~3x
+    # slower than the whole in-place chain on CPU.
     if name == "rectangular":
-        return (x.abs() < scale).to(x.dtype) / (2.0 * scale)
+        return x.abs_().lt_(scale).div_(2.0 * scale)
     if name == "sigmoid":
         s = torch.sigmoid(scale * x)
         return scale * s * (1.0 - s)
@@ -79,6 +85,11 @@ def _surrogate(x: Tensor, name: str, scale: float) -> Tensor:
         - 0.15 * torch.exp(-((x - scale) ** 2) / wide)
         - 0.15 * torch.exp(-((x + scale) ** 2) / wide)
     )
+
+
+@_script
+def _reset(u: Tensor, o: Tensor, threshold: Tensor, subtract: bool) -> Tensor:
+    return u - o * threshold if subtract else u - u * o
 
 
 @_script
@@ -95,29 +106,33 @@ def _forward(
 ):
     # Everything per step on [B, N] tensors (cache-resident); full-sequence temporaries
     # were measured 3-5x slower on CPU (memory traffic and page faults on fresh buffers).
-    # Per-step op count is what costs at these sizes, so the loop is kept minimal.
+    # Per-step op count is what costs at these sizes: five ops, each writing straight into
+    # its saved buffer (as in `_forward_lif`; a_seq[t] is the adaptation *before* step t,
+    # a_seq[T] the final one). Pre-reset membranes are recomputed in the backward.
+    T = currents.shape[0]
     u_seq = torch.empty_like(currents)
     o_seq = torch.empty_like(currents)
-    v_prev = torch.empty_like(currents)
-    a_seq = torch.empty_like(currents) if adaptive else currents[:0]
-    for t in range(currents.shape[0]):
-        v_prev[t] = v
-        u = torch.addcmul(currents[t], decay, v)
+    if adaptive:
+        a_seq = a.new_empty([T + 1, a.shape[0], a.shape[1]])  # states are [B, N]
+        a_seq[0] = a
+    else:
+        a_seq = currents[:0]
+    for t in range(T):
+        u = u_seq[t]
+        o = o_seq[t]
+        torch.addcmul(currents[t], decay, v, out=u)
         if adaptive:
-            a_seq[t] = a
-            theta = torch.addcmul(threshold, beta, a)
+            theta = torch.addcmul(threshold, beta, a_seq[t])
         else:
             theta = threshold
-        fired = u > theta  # == (u - theta > 0) for finite floats: same spikes as `spike`
-        o_seq[t] = fired
+        torch.gt(u, theta, out=o)  # == (u - theta > 0) for finite floats, as `spike`
         if subtract:
-            v = u - o_seq[t] * theta
+            v = torch.addcmul(u, o, theta, value=-1.0)
         else:
-            v = u.masked_fill(fired, 0.0)
+            v = torch.addcmul(u, u, o, value=-1.0)
         if adaptive:
-            a = torch.addcmul(o_seq[t], rho, a)
-        u_seq[t] = u
-    return o_seq, v, a, u_seq, v_prev, a_seq
+            torch.addcmul(o, rho, a_seq[t], out=a_seq[t + 1])
+    return u_seq, o_seq, v, a_seq
 
 
 @_script
@@ -127,8 +142,8 @@ def _backward(
     ga: Tensor,
     u_seq: Tensor,
     o_seq: Tensor,
-    v_prev: Tensor,
     a_seq: Tensor,
+    v0: Tensor,
     decay: Tensor,
     threshold: Tensor,
     beta: Tensor,
@@ -138,66 +153,106 @@ def _backward(
     detach_reset: bool,
     name: str,
     scale: float,
+    chunk: int,
+    need_decay: bool,
+    need_threshold: bool,
+    need_beta: bool,
+    need_rho: bool,
 ):
+    # As `_backward_lif`: chunks of `chunk` steps; per chunk the surrogate, thresholds and
+    # reset coefficients are vectorized, the loop runs only the coupled recursions of gv
+    # and ga (7 ops per step, written straight into buffers), and the parameter sums are
+    # vectorized afterwards from the recorded gs, gv, ga (skipped when not trained).
+    # Buffers: slot k + 1 of gv_buf / ga_buf holds what arrives at the chunk's step k.
     T = u_seq.shape[0]
     g_current = torch.empty_like(u_seq)
+    gs_buf = torch.empty_like(u_seq[:chunk])
+    gv_buf = gv.new_empty([chunk + 1, gv.shape[0], gv.shape[1]])
+    ga_buf = torch.empty_like(gv_buf) if adaptive else gv_buf[:0]
     g_decay = torch.zeros_like(gv)
-    gs_sum = torch.zeros_like(gv)  # sum of dL/d(u - theta): -g_threshold (+ reset term)
-    reset_sum = torch.zeros_like(gv)  # subtract reset: sum of gv * o (direct dv/dtheta)
+    g_threshold = torch.zeros_like(gv)
     g_beta = torch.zeros_like(gv)
     g_rho = torch.zeros_like(gv)
-    for t in range(T - 1, -1, -1):
-        u = u_seq[t]
-        o = o_seq[t]
+    end = T
+    while end > 0:
+        start = max(0, end - chunk)
+        K = end - start
+        u = u_seq[start:end]
+        o = o_seq[start:end]
         if adaptive:
-            a_t = a_seq[t]
-            theta = torch.addcmul(threshold, beta, a_t)
-            go = go_seq[t] + ga
+            a_c = a_seq[start:end]
+            theta = torch.addcmul(threshold, beta, a_c)
         else:
-            a_t = u  # unused
-            theta = threshold
-            go = go_seq[t]
-        if not detach_reset:  # the reset gate's own gradient: dv/do = -u (zero) or -theta
-            go = torch.addcmul(go, gv, theta if subtract else u, value=-1.0)
-        gs = _surrogate(u - theta, name, scale) * go
-        if subtract:
-            gu = gs + gv
-            reset_sum.addcmul_(gv, o)
-        else:
-            gu = torch.addcmul(gs + gv, gv, o, value=-1.0)  # gs + gv (1 - o)
-        gs_sum.add_(gs)
+            a_c = u  # unused
+            theta = threshold.expand_as(u)
+        g = _surrogate(u - theta, name, scale)
+        dvdo = theta if subtract else u  # -dv/do of the reset gate
+        keep = u if subtract else 1.0 - o  # zero reset: dv/du = 1 - o (unused for subtract)
+        gv_buf[K] = gv
         if adaptive:
-            g_theta = -gs - gv * o if subtract else -gs
-            g_beta.addcmul_(g_theta, a_t)
-            g_rho.addcmul_(ga, a_t)
-            ga = torch.addcmul(ga * rho, g_theta, beta)
-        g_decay.addcmul_(gu, v_prev[t])
-        g_current[t] = gu
-        gv = gu * decay
-    g_threshold = -(gs_sum + reset_sum).sum(0)
-    return g_current, gv, ga, g_decay.sum(0), g_threshold, g_beta.sum(0), g_rho.sum(0)
+            ga_buf[K] = ga
+        for k in range(K - 1, -1, -1):
+            t = start + k
+            gv = gv_buf[k + 1]
+            go = go_seq[t] + ga_buf[k + 1] if adaptive else go_seq[t]
+            if not detach_reset:
+                go = torch.addcmul(go, gv, dvdo[k], value=-1.0)
+            gs = torch.mul(g[k], go, out=gs_buf[k])
+            if subtract:
+                gu = torch.add(gs, gv, out=g_current[t])
+            else:
+                gu = torch.addcmul(gs, gv, keep[k], out=g_current[t])
+            if adaptive:  # ga_{t-1} = rho ga_t - beta (gs + gv o [subtract])
+                g_theta = torch.addcmul(gs, gv, o[k]) if subtract else gs
+                torch.addcmul(ga_buf[k + 1] * rho, g_theta, beta, value=-1.0, out=ga_buf[k])
+            torch.mul(gu, decay, out=gv_buf[k])
+        gv = gv_buf[0]
+        ga = ga_buf[0] if adaptive else ga
+        gs = gs_buf[:K]
+        if need_threshold or need_beta:  # dL/d theta_t = -(gs + gv o [subtract])
+            minus_g_theta = torch.addcmul(gs, gv_buf[1 : K + 1], o) if subtract else gs
+            if need_threshold:
+                g_threshold -= minus_g_theta.sum(0)
+            if need_beta and adaptive:
+                g_beta -= (minus_g_theta * a_c).sum(0)
+        if need_rho and adaptive:  # a_{t+1} = rho a_t + o_t
+            g_rho += (ga_buf[1 : K + 1] * a_c).sum(0)
+        if need_decay:  # dL/d(decay) = sum_t gu_t v_{t-1}
+            gu = g_current[start:end]
+            v_after = _reset(u, o, theta, subtract)
+            if K > 1:
+                g_decay += (gu[1:] * v_after[:-1]).sum(0)
+            if start > 0:
+                theta_b = threshold
+                if adaptive:
+                    theta_b = torch.addcmul(threshold, beta, a_seq[start - 1])
+                v_before = _reset(u_seq[start - 1], o_seq[start - 1], theta_b, subtract)
+            else:
+                v_before = v0
+            g_decay.addcmul_(gu[0], v_before)
+        end = start
+    return g_current, gv, ga, g_decay.sum(0), g_threshold.sum(0), g_beta.sum(0), g_rho.sum(0)
 
 
 @_script
 def _forward_lif(currents: Tensor, v: Tensor, decay: Tensor, threshold: Tensor, subtract: bool):
-    # Three ops per step: the membrane goes straight into the saved buffer (out=), spikes
-    # and post-reset membranes are recomputed from it (vectorized) when needed.
+    # Three ops per step, each writing straight into its saved buffer (out=): the membrane,
+    # the spikes as a float comparison (a bool result cast to float was measured ~10x
+    # slower than the comparison itself on CPU), and the reset. o is 0 or 1, so
+    # u - u * o and u - o * theta are exact: the same numbers as the step path.
     u_seq = torch.empty_like(currents)
+    o_seq = torch.empty_like(currents)
     for t in range(currents.shape[0]):
         u = u_seq[t]
+        o = o_seq[t]
         torch.addcmul(currents[t], decay, v, out=u)
-        # (u > threshold) == (u - threshold > 0) for finite floats: same spikes as `spike`.
-        # u * (u <= threshold) measured ~1.5x faster than masked_fill / where here.
+        # (u > threshold) == (u - threshold > 0) for finite floats: same spikes as `spike`
+        torch.gt(u, threshold, out=o)
         if subtract:
-            v = u - (u > threshold).to(u.dtype) * threshold
+            v = torch.addcmul(u, o, threshold, value=-1.0)
         else:
-            v = u * (u <= threshold)
-    return u_seq, v
-
-
-@_script
-def _reset(u: Tensor, o: Tensor, threshold: Tensor, subtract: bool) -> Tensor:
-    return u - o * threshold if subtract else u - u * o
+            v = torch.addcmul(u, u, o, value=-1.0)
+    return u_seq, o_seq, v
 
 
 @_script
@@ -214,10 +269,14 @@ def _backward_lif(
     name: str,
     scale: float,
     chunk: int,
+    need_decay: bool,
+    need_threshold: bool,
 ):
     # gu_t = g_t go_t + gv_t c_t with gv_t = decay * gu_{t+1}: everything but this one
     # linear recursion is vectorized over chunks of `chunk` steps (cache-sized blocks);
-    # the loop writes gu and gv straight into buffers (2 ops per step, no cat).
+    # the loop writes gu and gv straight into buffers (2 ops per step, no cat). The
+    # decay / threshold sums are skipped when those are not trained (the default: they
+    # were ~1/3 of the backward's vectorized work).
     T = u_seq.shape[0]
     g_current = torch.empty_like(u_seq)
     gv_buf = torch.empty_like(u_seq[:chunk])
@@ -245,20 +304,22 @@ def _backward_lif(
             torch.mul(gu[k], decay, out=gv_chunk[k - 1])
         torch.addcmul(direct[0], gv_chunk[0], coeff[0], out=gu[0])
         gv = gu[0] * decay
-        # dL/d(u - theta) = g (go - gv dv/do) = direct - gv g dv/do
-        gs = direct if detach_reset else torch.addcmul(direct, gv_chunk, g_dvdo, value=-1.0)
-        g_threshold -= gs.sum(0)
-        if subtract:
-            g_threshold -= (gv_chunk * o).sum(0)
-        # dL/d(decay) = sum_t gu_t v_{t-1}; v_t of this chunk's rows, shifted by one
-        v_after = _reset(u, o, threshold, subtract)
-        if K > 1:
-            g_decay += (gu[1:] * v_after[:-1]).sum(0)
-        if start > 0:
-            v_before = _reset(u_seq[start - 1], o_seq[start - 1], threshold, subtract)
-        else:
-            v_before = v0
-        g_decay.addcmul_(gu[0], v_before)
+        if need_threshold:
+            # dL/d(u - theta) = g (go - gv dv/do) = direct - gv g dv/do
+            gs = direct if detach_reset else torch.addcmul(direct, gv_chunk, g_dvdo, value=-1.0)
+            g_threshold -= gs.sum(0)
+            if subtract:
+                g_threshold -= (gv_chunk * o).sum(0)
+        if need_decay:
+            # dL/d(decay) = sum_t gu_t v_{t-1}; v_t of this chunk's rows, shifted by one
+            v_after = _reset(u, o, threshold, subtract)
+            if K > 1:
+                g_decay += (gu[1:] * v_after[:-1]).sum(0)
+            if start > 0:
+                v_before = _reset(u_seq[start - 1], o_seq[start - 1], threshold, subtract)
+            else:
+                v_before = v0
+            g_decay.addcmul_(gu[0], v_before)
         end = start
     return g_current, gv, g_decay.sum(0), g_threshold.sum(0)
 
@@ -270,8 +331,7 @@ class FusedLIF(torch.autograd.Function):
     @staticmethod
     def forward(ctx, currents, v0, decay, threshold, config):  # type: ignore[override]
         subtract = config[0]
-        u_seq, v = _forward_lif(currents, v0, decay, threshold, subtract)
-        o_seq = (u_seq > threshold).to(u_seq.dtype)
+        u_seq, o_seq, v = _forward_lif(currents, v0, decay, threshold, subtract)
         ctx.save_for_backward(u_seq, o_seq, v0, decay, threshold)
         ctx.config = config
         return o_seq, v
@@ -282,7 +342,9 @@ class FusedLIF(torch.autograd.Function):
         u_seq, o_seq, v0, decay, threshold = ctx.saved_tensors
         subtract, detach_reset, name, scale = ctx.config
         gv = torch.zeros_like(v0) if gv is None else gv
-        go_seq = torch.zeros_like(u_seq) if go_seq is None else go_seq.contiguous()
+        # Any strides (e.g. the expanded ones of a sum, or a slice of a cat's gradient): the
+        # kernel reads it once per chunk, a contiguous copy would be one more full pass.
+        go_seq = torch.zeros_like(u_seq) if go_seq is None else go_seq
         g_cur, g_v0, g_decay, g_thr = _backward_lif(
             go_seq,
             gv,
@@ -296,39 +358,44 @@ class FusedLIF(torch.autograd.Function):
             name,
             scale,
             BACKWARD_CHUNK,
+            ctx.needs_input_grad[2],
+            ctx.needs_input_grad[3],
         )
-        return g_cur, g_v0, g_decay, g_thr, None
+        need = ctx.needs_input_grad
+        return g_cur, g_v0, g_decay if need[2] else None, g_thr if need[3] else None, None
 
 
 class FusedALIF(torch.autograd.Function):
-    """Whole-sequence LIF (``adaptive=False``) / ALIF recursion with hand-written backward."""
+    """Whole-sequence LIF (``adaptive=False``) / ALIF recursion with hand-written backward:
+    5 ops per step forward, a chunked backward with 7 per step."""
 
     @staticmethod
     def forward(ctx, currents, v0, a0, decay, threshold, beta, rho, config):  # type: ignore[override]
         subtract, adaptive = config[0], config[1]
-        o_seq, v, a, u_seq, v_prev, a_seq = _forward(
+        u_seq, o_seq, v, a_seq = _forward(
             currents, v0, a0, decay, threshold, beta, rho, subtract, adaptive
         )
-        ctx.save_for_backward(u_seq, o_seq, v_prev, a_seq, decay, threshold, beta, rho)
+        ctx.save_for_backward(u_seq, o_seq, a_seq, v0, decay, threshold, beta, rho)
         ctx.config = config
-        return o_seq, v, a
+        return o_seq, v, a_seq[-1].clone() if adaptive else a0
 
     @staticmethod
     @once_differentiable
     def backward(ctx, go_seq, gv, ga):  # type: ignore[override]
-        u_seq, o_seq, v_prev, a_seq, decay, threshold, beta, rho = ctx.saved_tensors
+        u_seq, o_seq, a_seq, v0, decay, threshold, beta, rho = ctx.saved_tensors
         subtract, adaptive, detach_reset, name, scale = ctx.config
+        need = ctx.needs_input_grad
         gv = torch.zeros_like(u_seq[0]) if gv is None else gv
         ga = torch.zeros_like(u_seq[0]) if ga is None else ga
         go_seq = torch.zeros_like(u_seq) if go_seq is None else go_seq
         g_cur, g_v0, g_a0, g_decay, g_thr, g_beta, g_rho = _backward(
-            go_seq.contiguous(),
+            go_seq,
             gv,
             ga,
             u_seq,
             o_seq,
-            v_prev,
             a_seq,
+            v0,
             decay,
             threshold,
             beta,
@@ -338,8 +405,22 @@ class FusedALIF(torch.autograd.Function):
             detach_reset,
             name,
             scale,
+            BACKWARD_CHUNK,
+            need[3],
+            need[4],
+            need[5],
+            need[6],
         )
-        return g_cur, g_v0, g_a0 if adaptive else None, g_decay, g_thr, g_beta, g_rho, None
+        return (
+            g_cur,
+            g_v0,
+            g_a0 if adaptive else None,
+            g_decay if need[3] else None,
+            g_thr if need[4] else None,
+            g_beta if need[5] and adaptive else None,
+            g_rho if need[6] and adaptive else None,
+            None,
+        )
 
 
 def fused_alif(
@@ -364,6 +445,47 @@ def fused_alif(
         return o_seq, v, a0
     config = (subtract, adaptive, detach_reset, surrogate, scale)
     return FusedALIF.apply(currents, v0, a0, decay, threshold, beta, rho, config)
+
+
+@_script
+def _leaky_forward(inputs: Tensor, z: Tensor, decay: float) -> Tensor:
+    out = torch.empty_like(inputs)
+    for t in range(inputs.shape[0]):
+        z = torch.add(inputs[t], z, alpha=decay, out=out[t])
+    return out
+
+
+@_script
+def _leaky_backward(grad: Tensor, decay: float) -> Tensor:
+    g_inputs = torch.empty_like(grad)
+    g = torch.zeros_like(grad[0])
+    for t in range(grad.shape[0] - 1, -1, -1):
+        g = torch.add(grad[t], g, alpha=decay, out=g_inputs[t])
+    return g_inputs
+
+
+class FusedLeakyIntegrator(torch.autograd.Function):
+    """``z_t = decay * z_{t-1} + inputs_t`` with a constant ``decay``: one op per step each
+    way (the adjoint ``G_t = g_t + decay * G_{t+1}``). For the spike-rate trace, where the
+    parallel scan's ~7 full-tensor levels per direction cost more than the loop."""
+
+    @staticmethod
+    def forward(ctx, inputs, z0, decay):  # type: ignore[override]
+        ctx.decay = decay
+        return _leaky_forward(inputs, z0, decay)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):  # type: ignore[override]
+        g_inputs = _leaky_backward(grad, ctx.decay)
+        return g_inputs, ctx.decay * g_inputs[0], None
+
+
+def leaky_integrate(inputs: Tensor, z0: Tensor, decay: float) -> Tensor:
+    """All ``z_t = decay * z_{t-1} + inputs_t`` for ``inputs [T, B, N]``, ``z0 [B, N]``;
+    ``decay`` is a Python float (not trained). Equal to the parallel scan of
+    :func:`hybrid_snn_control.neurons.rf.linear_scan` up to rounding (other summation order)."""
+    return FusedLeakyIntegrator.apply(inputs, z0, float(decay))
 
 
 @_script

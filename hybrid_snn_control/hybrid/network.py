@@ -110,6 +110,8 @@ class HybridNetwork(nn.Module):
         self.spiking_cell = spiking_cell
         self.recurrent_cell = recurrent_cell
         self.rate_decay = float(rate_decay)
+        #: training-mode sequences through the active units only (see ``forward``)
+        self.compact_training = True
         self.layers = nn.ModuleList(
             HybridLayer(
                 input_size if i == 0 else 2 * hidden_size,
@@ -281,8 +283,12 @@ class HybridNetwork(nn.Module):
         state: HybridState | None = None,
         masks: Sequence[Tensor] | None = None,
     ) -> tuple[Tensor, HybridState]:
-        """A time-first sequence ``[T, B, input_size]`` → ``([T, B, output_size], state)``."""
-        out, state, _, _ = self._sequence(x_seq, state, masks, keep_activity=False)
+        """A time-first sequence ``[T, B, input_size]`` → ``([T, B, output_size], state)``.
+
+        In training mode (``compact_training``, default on) the sequence runs through the
+        active units only (:mod:`.compact_sequence`: the same numbers up to rounding, about
+        2x faster at r = 0.5); in eval mode through the masked path."""
+        out, state, _ = self.forward_with_features(x_seq, state, masks)
         return out, state
 
     def forward_with_features(
@@ -293,6 +299,10 @@ class HybridNetwork(nn.Module):
     ) -> tuple[Tensor, HybridState, Tensor]:
         """Like ``forward``, and also the readout's input ``[T, B, 2N]`` (spike-rate trace and
         recurrent state): what training-only auxiliary heads read."""
+        if self.training and self.compact_training:
+            from hybrid_snn_control.hybrid.compact_sequence import compact_forward_with_features
+
+            return compact_forward_with_features(self, x_seq, state, masks)
         out, state, _, features = self._sequence(x_seq, state, masks, keep_activity=False)
         return out, state, features
 

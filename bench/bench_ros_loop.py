@@ -33,7 +33,9 @@ import numpy as np
 os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="hsc-bench-log-"))
 os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 50))
 
-POLICY_PARAMS = {"trigger": "events", "proprio_source": "none", "status_every_steps": 1}
+# status every 5 steps as config/robot.yaml: ~/status is published after the command,
+# but in one process before the actuator's callback runs
+POLICY_PARAMS = {"trigger": "events", "proprio_source": "none", "status_every_steps": 5}
 ACTUATOR_PARAMS = {
     "stamp_source": "command",
     "max_linear_accel_mps2": 0.0,
@@ -236,7 +238,10 @@ def main() -> int:
         return 0
     import torch
 
+    from hybrid_snn_control.ros.middleware import use_shipped_fastdds_profile
+
     torch.set_num_threads(1)
+    use_shipped_fastdds_profile()  # what run_nodes uses; the relay's processes inherit it
     rows = []
     for where in ("one_process", "processes"):
         ref = measure("relay", where, args.duration, args.rate_hz, args.events)

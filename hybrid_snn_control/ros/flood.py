@@ -15,6 +15,12 @@ Floods (``KINDS``): ``empty`` 10,000 empty packets/s; ``big`` 100 valid packets/
 driver's.
 
     python -m hybrid_snn_control.ros.flood --kind empty --trigger events --seconds 20
+    python -m hybrid_snn_control.ros.flood --kind big --fastdds-profile shipped default
+
+The stack and the flooders run with the shipped Fast DDS profile (``config/fastdds.xml``,
+as ``run_nodes`` sets it) or, with ``--fastdds-profile default``, with Fast DDS's own.
+``delivered`` counts the events of the packets that reached the node (sent minus those it
+counted lost: sequence gaps, or the middleware's own count when that is larger).
 """
 
 from __future__ import annotations
@@ -34,6 +40,15 @@ import numpy as np
 __all__ = ["KINDS", "FloodResult", "run_flood"]
 
 KINDS = ("empty", "big", "huge", "mb", "params", "none")
+#: (events per packet, packets per second, packet limit) of each packet flood
+FLOODS = {
+    "empty": (0, 10_000.0, None),
+    "big": (100_000, 100.0, None),
+    "huge": (50_000_000 // 9, 2.0, 8),
+    "mb": (145_000, 50.0, None),
+    "none": (0, 0.0, 0),
+}
+PROFILES = ("shipped", "default")  # the Fast DDS profile of the flooder and the stack
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -54,16 +69,23 @@ class FloodResult:
     rss_peak_growth_mb: float
     cmd_timeout_s: float
     status: dict = field(default_factory=dict)
+    fastdds_profile: str = "shipped"
+    #: events/s of the packets that reached the node (sent minus those counted lost)
+    delivered_ev_per_s: float = 0.0
 
     def line(self) -> str:
         drops = {k: v for k, v in self.status.items() if k.startswith("dropped") and v}
+        delivered = f"  delivered {self.delivered_ev_per_s / 1e6:.2f} M ev/s" * bool(
+            FLOODS.get(self.kind, (0,))[0]
+        )
         return (
-            f"{self.kind:6s} trigger={self.trigger:6s} sent {self.sent:7d}"
+            f"{self.kind:6s} trigger={self.trigger:6s} profile={self.fastdds_profile:7s} "
+            f"sent {self.sent:7d}"
             + (f" (answered {self.answered})" if self.answered is not None else "")
             + f"  cmd_vel "
             f"{self.cmd_vel_hz:6.1f} Hz  max gap {self.max_gap_ms:6.1f} ms  RSS "
             f"{self.rss_before_mb:.0f} MB, peak +{self.rss_peak_growth_mb:.1f}, after "
-            f"+{self.rss_growth_mb:.1f}  drops {drops}"
+            f"+{self.rss_growth_mb:.1f}  drops {drops}{delivered}"
         )
 
 
@@ -102,13 +124,7 @@ def _flooder(ns: str, kind: str, seconds: float, ready: str) -> int:
     node = rclpy.create_node("flooder", namespace=ns)
     pub = node.create_publisher(PointCloud2, "events", qos_profile_sensor_data)
     clock = node.get_clock()
-    n_events, rate, limit = {
-        "empty": (0, 10_000.0, None),
-        "big": (100_000, 100.0, None),
-        "huge": (50_000_000 // 9, 2.0, 8),
-        "mb": (145_000, 50.0, None),
-        "none": (0, 0.0, 0),
-    }[kind]
+    n_events, rate, limit = FLOODS[kind]
     msg = random_packet(n_events) if n_events else random_packet(1)
     if not n_events:  # an empty packet: no points, valid layout
         msg.width, msg.row_step, msg.data = 0, 0, b""
@@ -211,12 +227,25 @@ def _params(trigger: str, rate_hz: float, cmd_timeout: float) -> str:
     return path
 
 
-def _spawn(args: list[str], stdout=subprocess.DEVNULL) -> subprocess.Popen:
+def _profile_env(profile: str) -> dict[str, str]:
+    """The children's environment with the shipped Fast DDS profile, or with none."""
+    from hybrid_snn_control.ros.middleware import PROFILE_VARIABLES, use_shipped_fastdds_profile
+
+    if profile not in PROFILES:
+        raise ValueError(f"fastdds_profile must be one of {PROFILES}, got {profile!r}")
+    env = {k: v for k, v in os.environ.items() if k not in PROFILE_VARIABLES}
+    if profile == "shipped":
+        use_shipped_fastdds_profile(env)
+    return env
+
+
+def _spawn(args: list[str], stdout=subprocess.DEVNULL, env=None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "hybrid_snn_control.ros.flood", *args],
         stdout=stdout,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        env=env,
     )
 
 
@@ -238,8 +267,12 @@ def run_flood(
     rate_hz: float = 100.0,
     cmd_timeout: float = 0.25,
     settle_s: float = 3.0,
+    fastdds_profile: str = "shipped",
 ) -> FloodResult:
-    """Flood a fresh stack for ``seconds`` and measure it (see the module docstring)."""
+    """Flood a fresh stack for ``seconds`` and measure it (see the module docstring).
+
+    ``fastdds_profile``: ``shipped`` (``config/fastdds.xml``, what the package's processes
+    use) or ``default`` (Fast DDS's own settings) for the stack and the flooders."""
     if kind not in KINDS:
         raise ValueError(f"unknown flood {kind!r}; one of {', '.join(KINDS)}")
     import rclpy
@@ -251,10 +284,12 @@ def run_flood(
     ns = f"flood_{kind}_{os.getpid()}_{time.monotonic_ns() % 10**6}"
     params = _params(trigger, rate_hz, cmd_timeout)
     ready = params + ".go"
-    procs = [_spawn(["--stack", ns, params])]
+    env = _profile_env(fastdds_profile)
+    procs = [_spawn(["--stack", ns, params], env=env)]
     if trigger == "events":  # a steady driver: one packet per control period, besides the flood
-        procs.append(_spawn(["--flooder", ns, "steady", str(seconds + 2 * settle_s + 30), ready]))
-    flooder = _spawn(["--flooder", ns, kind, str(seconds), ready], stdout=subprocess.PIPE)
+        steady = ["--flooder", ns, "steady", str(seconds + 2 * settle_s + 30), ready]
+        procs.append(_spawn(steady, env=env))
+    flooder = _spawn(["--flooder", ns, kind, str(seconds), ready], stdout=subprocess.PIPE, env=env)
     procs.append(flooder)
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
@@ -295,6 +330,10 @@ def run_flood(
         counts = [int(v) for v in out.split()] or [0]
         sent = counts[-1]
         answered = counts[0] if len(counts) == 2 else None
+        # a sample the middleware lost is also a sequence gap once a later one arrives: the
+        # larger count, not the sum
+        lost = max(int(status.get(k, 0)) for k in ("dropped_in_transport", "lost_in_middleware"))
+        per_packet = FLOODS.get(kind, (0,))[0]
         window = np.asarray([a for a in arrivals if t0 <= a <= t0 + seconds])
         gaps = np.diff(window) if window.size > 1 else np.asarray([seconds])
         return FloodResult(
@@ -311,6 +350,8 @@ def run_flood(
             rss_peak_growth_mb=float(np.nanmax(rss) - before),
             cmd_timeout_s=cmd_timeout,
             status={k: v for k, v in status.items() if isinstance(v, int | float)},
+            fastdds_profile=fastdds_profile,
+            delivered_ev_per_s=max(sent - lost, 0) * per_packet / seconds,
         )
     finally:
         for p in procs:
@@ -337,14 +378,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trigger", nargs="+", default=["timer"], choices=("timer", "events"))
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--rate-hz", type=float, default=100.0)
+    p.add_argument(
+        "--fastdds-profile", nargs="+", default=["shipped"], choices=PROFILES,
+        help="shipped: config/fastdds.xml (what the package's processes use); default: none",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     results = []
-    for trigger in a.trigger:
-        for kind in a.kind:
-            r = run_flood(kind, a.seconds, trigger, a.rate_hz)
-            results.append(asdict(r))
-            print(r.line(), flush=True)
+    for profile in a.fastdds_profile:
+        for trigger in a.trigger:
+            for kind in a.kind:
+                r = run_flood(kind, a.seconds, trigger, a.rate_hz, fastdds_profile=profile)
+                results.append(asdict(r))
+                print(r.line(), flush=True)
     if a.json:
         print(json.dumps(results, indent=1))
     return 0

@@ -5,8 +5,10 @@
 One layer of 256 units reading a 256-d input, B = 32, T = 100, loss = sum of outputs,
 single thread by default. Contenders run interleaved in one process (medians over
 repeats). "hybrid" is one HybridLayer-network with 128 spiking + 128 LSTM candidates
-(256 units), ratio 0.5 (64 + 64 active): "masked" is ``net(x)`` (all candidates computed,
-then masked), "compact" is :func:`~hybrid_snn_control.hybrid.compact_sequence.compact_forward`
+(256 units), ratio 0.5 (64 + 64 active): "masked" is the masked path (all candidates
+computed, then masked; ``compact_training=False``), "compact" is
+:func:`~hybrid_snn_control.hybrid.compact_sequence.compact_forward` (what ``net(x)`` runs
+in training mode since issue 17)
 on the same network (only the active units; same numbers). snnTorch: ``Linear`` +
 ``snn.Leaky`` stepped in a Python loop (its documented usage). Norse is not included:
 ``pip install --no-deps norse`` installs but does not import without ``nirtorch``.
@@ -100,7 +102,17 @@ def main() -> None:
 
         return fn
 
+    def masked_forward(model, x):
+        """The masked path (every candidate computed): training mode would take the compact
+        one, which is what ``net(x)`` runs since issue 17."""
+        model.compact_training = False
+        try:
+            return model(x)
+        finally:
+            model.compact_training = True
+
     contenders = {name: train_step(m) for name, m in models.items()}
+    contenders[HYBRID_MASKED] = train_step(hybrid, forward=masked_forward)
     contenders[HYBRID_COMPACT] = train_step(hybrid, forward=compact_forward)
     contenders["ours LIF (autograd loop)"] = train_step(models["ours LIF (fused BPTT)"], False)
     times = interleaved_medians(contenders, calls=1, repeats=args.repeats, warmup=2)

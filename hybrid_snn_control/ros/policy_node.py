@@ -196,9 +196,10 @@ class PolicyNode(Node):
         self.create_timer(s.diagnostics_period_s, self._publish_diagnostics, clock=self._steady)
         c = self.controller
         cadence = f"every {1e3 / s.rate_hz:g} ms" if s.trigger == "timer" else "per event packet"
+        backend = f"{c.backend} (auto)" if s.backend == "auto" else c.backend
         self.get_logger().info(
             f"policy {c.meta.get('policy_config', {}).get('event_shape')} "
-            f"({s.backend} on {s.device}) at spiking_ratio {c.spiking_ratio:g}, step {cadence}, "
+            f"({backend} on {s.device}) at spiking_ratio {c.spiking_ratio:g}, step {cadence}, "
             f"online plasticity {'on' if c.plasticity else 'off'}; "
             f"proprio from {s.proprio_source} + imu"
         )

@@ -133,20 +133,28 @@ def test_gradients_reach_parameters_other_cells(kind):
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
-@pytest.mark.parametrize("cls", [LIF, ALIF])
+# every parameter learned, then partly fixed: the kernels skip the gradient sums of
+# parameters that are buffers, and what they do compute must still equal autograd's
+LEARN = [
+    {"learn_decay": True, "learn_threshold": True, "learn_adaptation": True},
+    {},
+    {"learn_threshold": True},
+    {"learn_decay": True},
+    {"learn_adaptation": True},
+]
+
+
+CELLS_LEARN = [(LIF, k) for k in LEARN[:-1]] + [(ALIF, k) for k in LEARN]  # LIF: no adaptation
+
+
+@pytest.mark.parametrize(("cls", "learn"), CELLS_LEARN)
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
 @pytest.mark.parametrize("detach_reset", [False, True])
-def test_fused_bptt_equals_autograd(cls, reset, detach_reset):
+def test_fused_bptt_equals_autograd(cls, learn, reset, detach_reset):
     torch.manual_seed(0)
-    kwargs = {
-        "reset": reset,
-        "detach_reset": detach_reset,
-        "surrogate": "sigmoid",
-        "learn_decay": True,
-        "learn_threshold": True,
-    }
-    if cls is ALIF:
-        kwargs["learn_adaptation"] = True
+    kwargs = {"reset": reset, "detach_reset": detach_reset, "surrogate": "sigmoid", **learn}
+    if cls is LIF:
+        kwargs.pop("learn_adaptation", None)
     cell = cls(5, 7, **kwargs).double()
     x = inputs("lif", steps=17)
     state0 = random_state(cell, x)
@@ -161,7 +169,9 @@ def test_fused_bptt_equals_autograd(cls, reset, detach_reset):
             with unfused():
                 y, s = cell(x, s0)
         ((y * weights).sum() + sum((t * (i + 1.5)).sum() for i, t in enumerate(s))).backward()
-        grads.append([p.grad.clone() for p in cell.parameters()] + [t.grad for t in s0])
+        params = [p.grad.clone() for p in cell.parameters()]
+        grads.append([y.detach(), *(t.detach() for t in s), *params, *(t.grad for t in s0)])
+    assert grads[0][0].sum() > 0  # some spikes
     for a, b in zip(*grads):
         assert torch.allclose(a, b, atol=1e-10), (a, b)
 

@@ -41,10 +41,9 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-from hybrid_snn_control.hybrid.layer import HybridLayer, HybridLayerState
-from hybrid_snn_control.hybrid.network import HybridNetwork, HybridState
+from hybrid_snn_control.hybrid.layer import HybridLayer, HybridLayerState, HybridState
 from hybrid_snn_control.neurons import ALIF
 from hybrid_snn_control.neurons.fused import fused_alif, fused_enabled, leaky_integrate
 
@@ -53,13 +52,13 @@ _SEQUENCE_FNS = {"lstm": torch.lstm, "gru": torch.gru, "rnn": torch.rnn_tanh}
 RECURRENT = tuple(_SEQUENCE_FNS)
 
 
-def compact_supported(net: HybridNetwork) -> bool:
+def compact_supported(net: nn.Module) -> bool:
     """Whether :func:`compact_forward` runs compactly for ``net`` (else it falls back)."""
     return net.spiking_cell in SPIKING and net.recurrent_cell in RECURRENT and fused_enabled()
 
 
 def compact_forward(
-    net: HybridNetwork,
+    net: nn.Module,
     x_seq: Tensor,
     state: HybridState | None = None,
     masks: Sequence[Tensor] | None = None,
@@ -70,7 +69,7 @@ def compact_forward(
 
 
 def compact_forward_with_features(
-    net: HybridNetwork,
+    net: nn.Module,
     x_seq: Tensor,
     state: HybridState | None = None,
     masks: Sequence[Tensor] | None = None,
@@ -104,7 +103,7 @@ def compact_forward_with_features(
     return out, HybridState(tuple(layer_states), trace), features
 
 
-def _active_units(net: HybridNetwork, masks: Sequence[Tensor]) -> list | None:
+def _active_units(net: nn.Module, masks: Sequence[Tensor]) -> list | None:
     """Per layer ``(spiking_idx, recurrent_idx)`` (ascending), or None to fall back."""
     if len(masks) != 2 * net.num_layers:
         raise ValueError(f"need {2 * net.num_layers} masks, got {len(masks)}")
@@ -202,7 +201,7 @@ def _recurrent(layer: HybridLayer, h: Tensor, cols: Tensor | None, state, r_idx:
     return y, (h_n[0],)
 
 
-def _rate_traces(net: HybridNetwork, spikes: Tensor, trace0: Tensor) -> Tensor:
+def _rate_traces(net: nn.Module, spikes: Tensor, trace0: Tensor) -> Tensor:
     """The last layer's spike-rate traces of the active units: the masked path's filter
     (its parallel scan equals this loop up to rounding; the loop is ~4x cheaper here)."""
     if spikes.shape[-1] == 0:

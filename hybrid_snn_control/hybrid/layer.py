@@ -33,6 +33,14 @@ class HybridLayerState(NamedTuple):
     recurrent: Any  # the recurrent cell's state NamedTuple (e.g. LSTMState)
 
 
+class HybridState(NamedTuple):
+    """A whole network's state (here, not in ``network.py``, so that modules the network
+    dispatches to can build one without importing it)."""
+
+    layers: tuple  # one HybridLayerState per layer
+    trace: Tensor  # spike-rate trace of the last layer's spiking units [B, N]
+
+
 class HybridLayer(nn.Module):
     """One hybrid layer: ``out, state = layer.step(x, state, spiking_mask, recurrent_mask)``."""
 

@@ -52,15 +52,10 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from hybrid_snn_control.hybrid.layer import HybridLayer, HybridLayerState
+from hybrid_snn_control.hybrid.layer import HybridLayer, HybridLayerState, HybridState
 from hybrid_snn_control.hybrid.ratio import check_ratio, unit_counts
 from hybrid_snn_control.neurons import state as state_utils
 from hybrid_snn_control.neurons.rf import linear_scan
-
-
-class HybridState(NamedTuple):
-    layers: tuple  # one HybridLayerState per layer
-    trace: Tensor  # spike-rate trace of the last layer's spiking units [B, N]
 
 
 class HybridActivity(NamedTuple):

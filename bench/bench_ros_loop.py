@@ -238,10 +238,10 @@ def main() -> int:
         return 0
     import torch
 
-    from hybrid_snn_control.ros.middleware import use_shipped_fastdds_profile
+    from hybrid_snn_control.ros.middleware import apply_profile_choice
 
     torch.set_num_threads(1)
-    use_shipped_fastdds_profile()  # what run_nodes uses; the relay's processes inherit it
+    apply_profile_choice()  # as run_nodes: HSC_FASTDDS_PROFILE=shipped; relay children inherit
     rows = []
     for where in ("one_process", "processes"):
         ref = measure("relay", where, args.duration, args.rate_hz, args.events)

@@ -57,11 +57,8 @@ def test_50_mb_packets_are_cut_before_decoding_and_memory_stays_bounded():
     if delivered:  # each 5.5 M-event packet was cut to max_events_per_packet (1 M) first
         assert s["dropped_overflow_events"] >= delivered * 4_000_000
     # what stays is Fast DDS's reassembly buffer of one 50 MB sample (47.8 MB measured with
-    # no packet delivered at all) plus, once packets get through (the shipped Fast DDS
-    # profile delivers some), the node's own bound: one packet cut to 1 M events, raw
-    # (9 B) and decoded (13 B) = 22 MB; 65.7 MB measured. Not cut, 8 packets would hold
-    # over 500 MB.
-    assert r.rss_growth_mb <= 50 + 22 + 8, r.line()
+    # no packet delivered at all): the 50 MB, +10 % for allocator noise
+    assert r.rss_growth_mb <= 55, r.line()
     assert r.rss_peak_growth_mb <= 6 * 50, r.line()  # at most the queue (depth 5) + one
 
 

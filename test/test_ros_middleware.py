@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from hybrid_snn_control.ros.middleware import use_shipped_fastdds_profile
+from hybrid_snn_control.ros.middleware import apply_profile_choice, use_shipped_fastdds_profile
 
 
 def test_the_shipped_profile_is_set_once_and_never_over_a_users_choice():
@@ -19,3 +19,9 @@ def test_the_shipped_profile_is_set_once_and_never_over_a_users_choice():
     assert use_shipped_fastdds_profile(mine) is None and "FASTDDS_DEFAULT_PROFILES_FILE" not in mine
     other_rmw = {"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}
     assert use_shipped_fastdds_profile(other_rmw) is None and len(other_rmw) == 1
+
+
+def test_the_profile_is_opt_in():
+    assert apply_profile_choice({}) is None  # Fast DDS's own settings by default
+    env = {"HSC_FASTDDS_PROFILE": "shipped"}
+    assert apply_profile_choice(env) == env["FASTDDS_DEFAULT_PROFILES_FILE"]

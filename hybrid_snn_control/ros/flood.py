@@ -17,8 +17,8 @@ driver's.
     python -m hybrid_snn_control.ros.flood --kind empty --trigger events --seconds 20
     python -m hybrid_snn_control.ros.flood --kind big --fastdds-profile shipped default
 
-The stack and the flooders run with the shipped Fast DDS profile (``config/fastdds.xml``,
-as ``run_nodes`` sets it) or, with ``--fastdds-profile default``, with Fast DDS's own.
+The stack and the flooders run with Fast DDS's own settings (the nodes' default) or, with
+``--fastdds-profile shipped``, with the opt-in profile ``config/fastdds.xml``.
 ``delivered`` counts the events of the packets that reached the node (sent minus those it
 counted lost: sequence gaps, or the middleware's own count when that is larger).
 """
@@ -48,7 +48,7 @@ FLOODS = {
     "mb": (145_000, 50.0, None),
     "none": (0, 0.0, 0),
 }
-PROFILES = ("shipped", "default")  # the Fast DDS profile of the flooder and the stack
+PROFILES = ("default", "shipped")  # the Fast DDS profile of the flooder and the stack
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -69,7 +69,7 @@ class FloodResult:
     rss_peak_growth_mb: float
     cmd_timeout_s: float
     status: dict = field(default_factory=dict)
-    fastdds_profile: str = "shipped"
+    fastdds_profile: str = "default"
     #: events/s of the packets that reached the node (sent minus those counted lost)
     delivered_ev_per_s: float = 0.0
 
@@ -229,11 +229,16 @@ def _params(trigger: str, rate_hz: float, cmd_timeout: float) -> str:
 
 def _profile_env(profile: str) -> dict[str, str]:
     """The children's environment with the shipped Fast DDS profile, or with none."""
-    from hybrid_snn_control.ros.middleware import PROFILE_VARIABLES, use_shipped_fastdds_profile
+    from hybrid_snn_control.ros.middleware import (
+        OPT_IN_VARIABLE,
+        PROFILE_VARIABLES,
+        use_shipped_fastdds_profile,
+    )
 
     if profile not in PROFILES:
         raise ValueError(f"fastdds_profile must be one of {PROFILES}, got {profile!r}")
-    env = {k: v for k, v in os.environ.items() if k not in PROFILE_VARIABLES}
+    drop = {*PROFILE_VARIABLES, OPT_IN_VARIABLE}
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     if profile == "shipped":
         use_shipped_fastdds_profile(env)
     return env
@@ -267,12 +272,13 @@ def run_flood(
     rate_hz: float = 100.0,
     cmd_timeout: float = 0.25,
     settle_s: float = 3.0,
-    fastdds_profile: str = "shipped",
+    fastdds_profile: str = "default",
 ) -> FloodResult:
     """Flood a fresh stack for ``seconds`` and measure it (see the module docstring).
 
-    ``fastdds_profile``: ``shipped`` (``config/fastdds.xml``, what the package's processes
-    use) or ``default`` (Fast DDS's own settings) for the stack and the flooders."""
+    ``fastdds_profile``: ``default`` (Fast DDS's own settings, what the package's processes
+    use unless ``HSC_FASTDDS_PROFILE=shipped``) or ``shipped`` (``config/fastdds.xml``)
+    for the stack and the flooders."""
     if kind not in KINDS:
         raise ValueError(f"unknown flood {kind!r}; one of {', '.join(KINDS)}")
     import rclpy
@@ -379,8 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--rate-hz", type=float, default=100.0)
     p.add_argument(
-        "--fastdds-profile", nargs="+", default=["shipped"], choices=PROFILES,
-        help="shipped: config/fastdds.xml (what the package's processes use); default: none",
+        "--fastdds-profile", nargs="+", default=["default"], choices=PROFILES,
+        help="default: Fast DDS's own settings (the nodes' default); shipped: config/fastdds.xml",
     )  # fmt: skip
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)

@@ -1,9 +1,14 @@
-"""The Fast DDS profile of the package's processes (``config/fastdds.xml``).
+"""The opt-in Fast DDS profile for high-rate event streams (``config/fastdds.xml``).
 
-Fast DDS reads its default profile file once per process, when the first participant is
-created, so :func:`use_shipped_fastdds_profile` runs before ``rclpy.init`` (in
-:func:`~hybrid_snn_control.ros.runner.run_nodes`: every node's ``main``, ``ros2 launch``,
-``hsc bringup``).  A profile the user set, or another RMW, is left alone.
+Its 16 MiB shared-memory segment delivers 100,000-event packets at 100 Hz in full, where
+Fast DDS's default 512 KiB segment lost 80-87 % of them; but it also delivers hostile
+50 MB packets, whose deserialization in rclpy (before any node code runs) stalled the
+control loop by up to 0.45 s in the flood tests, past the actuator's command timeout. So
+it is not the default: ``HSC_FASTDDS_PROFILE=shipped`` in the environment turns it on for
+the package's processes (:func:`~hybrid_snn_control.ros.runner.run_nodes`: every node's
+``main``, ``ros2 launch``, ``hsc bringup``). Fast DDS reads its profile file once per
+process, when the first participant is created, hence an environment variable and not a
+ROS parameter. A profile the user set, or another RMW, is left alone.
 """
 
 from __future__ import annotations
@@ -13,7 +18,15 @@ from collections.abc import MutableMapping
 
 from hybrid_snn_control.paths import share_file
 
-__all__ = ["PROFILE_VARIABLES", "use_shipped_fastdds_profile"]
+__all__ = [
+    "OPT_IN_VARIABLE",
+    "PROFILE_VARIABLES",
+    "apply_profile_choice",
+    "use_shipped_fastdds_profile",
+]
+
+#: ``shipped`` turns the profile on for the package's processes
+OPT_IN_VARIABLE = "HSC_FASTDDS_PROFILE"
 
 #: what Fast DDS 3 and its older name read
 PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
@@ -33,3 +46,11 @@ def use_shipped_fastdds_profile(environ: MutableMapping[str, str] | None = None)
         return None
     env["FASTDDS_DEFAULT_PROFILES_FILE"] = path
     return path
+
+
+def apply_profile_choice(environ: MutableMapping[str, str] | None = None) -> str | None:
+    """The shipped profile when ``HSC_FASTDDS_PROFILE=shipped`` asks for it, else nothing."""
+    env = os.environ if environ is None else environ
+    if env.get(OPT_IN_VARIABLE, "") != "shipped":
+        return None
+    return use_shipped_fastdds_profile(env)

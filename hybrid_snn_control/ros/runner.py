@@ -24,7 +24,7 @@ import rclpy
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 
-from hybrid_snn_control.ros.middleware import use_shipped_fastdds_profile
+from hybrid_snn_control.ros.middleware import apply_profile_choice
 
 __all__ = ["run_nodes"]
 
@@ -54,7 +54,7 @@ def run_nodes(
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     stop = stop_event if stop_event is not None else threading.Event()
-    use_shipped_fastdds_profile()  # before the process's first participant
+    apply_profile_choice()  # HSC_FASTDDS_PROFILE=shipped; before the first participant
     ctx = rclpy.Context()
     rclpy.init(
         args=list(args) if args is not None else [],

@@ -112,6 +112,35 @@ def test_a_policy_row_is_paired_by_world_not_by_position(baseline_rows):
     assert paired["half"]["gap_closed_diff"] == pytest.approx(0.5)
 
 
+def test_two_policy_files_merge_and_pair_ratio_by_ratio():
+    """hsc sweep --merge NEW OLD:student=previous --paired-with previous: each ratio of the
+    new file against the same ratio of the old one, the shared baseline rows taken once."""
+    from hybrid_snn_control.training.sweep import merge_sweeps, parse_merge_part
+
+    world = {"shift": "nominal", "seed": 0, "episode_s": 20.0, "episode_seeds": [1, 2, 3]}
+    zero = dict(world, model="zero_action", ratio=None, episode_scores=[0.2, 0.2, 0.2])
+    expert = dict(world, model="expert", ratio=None, episode_scores=[1.0, 1.0, 1.0])
+
+    def student(ratio, scores):
+        return dict(world, model="student", ratio=ratio, episode_scores=scores)
+
+    new = [zero, expert, student(0.0, [0.9, 0.8, 0.7]), student(1.0, [0.5, 0.5, 0.5])]
+    old = [zero, expert, student(0.0, [0.6, 0.5, 0.4]), student(1.0, [0.6, 0.6, 0.6])]
+    path, rename = parse_merge_part("sweeps/old:student=previous")
+    assert (path, rename) == ("sweeps/old", {"student": "previous"})
+    with pytest.raises(ValueError, match="OLD=NEW"):
+        parse_merge_part("sweeps/old:student")
+    rows = merge_sweeps([(new, {}), (old, rename)])
+    assert len(rows) == 6  # expert and zero_action once
+    paired = {
+        p["ratio"]: p
+        for p in paired_vs_baseline(with_gap_closed(rows), baseline="previous")
+        if p["model"] == "student"
+    }
+    assert paired[0.0]["score_diff"] == pytest.approx(0.3)  # r = 0 against r = 0
+    assert paired[1.0]["score_diff"] == pytest.approx(-0.1)  # not against another ratio
+
+
 def test_evaluation_defaults_to_the_env_episode_length_not_the_training_one():
     meta = {"env": to_mapping(EnvSettings(camera_size=16, episode_s=1.0, num_envs=2))}
     assert env_default_episode_s("hybrid_snn_control/Pursuit-v0") == 20.0

@@ -114,10 +114,11 @@ def test_sweep_writes_csv_json_markdown_and_plots(tiny_policy, tmp_path, capsys)
     assert "hybrid r=1 nominal vs zero_action, 4 worlds (2 seeds): Δscore" in printed
     for png in ("score_vs_ratio.png", "cost_vs_ratio.png", "robustness_vs_ratio.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # merging two sweeps gives the union of their rows
+    # merging two sweeps gives the union of their rows, the shared baseline rows once
     assert main(["sweep", "--merge", str(out), str(out), "--out", str(tmp_path / "m")]) == 0
     merged = json.loads((tmp_path / "m" / "sweep.json").read_text())
-    assert len(merged["rows"]) == 40 and merged["paired"]
+    n_base = sum(r["model"] in ("expert", "zero_action") for r in merged["rows"])
+    assert n_base and len(merged["rows"]) == 40 - n_base and merged["paired"]
 
 
 def test_hsc_eval_json_and_bad_input(tiny_policy, capsys):

@@ -113,7 +113,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         default=None,
         metavar="DIR",
-        help="do not evaluate: combine the rows of earlier sweeps (their sweep.json) into --out",
+        help="do not evaluate: combine the rows of earlier sweeps (their sweep.json) into --out; "
+        "DIR:OLD=NEW renames a model of that sweep (compare two files evaluated under one "
+        "name); repeated baseline rows are taken once",
+    )
+    s.add_argument(
+        "--paired-with",
+        nargs="+",
+        default=[],
+        metavar="MODEL",
+        help="--merge: also print every model's paired difference with MODEL on shared worlds",
     )
     s.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     s.set_defaults(func=run_sweep)
@@ -316,21 +325,26 @@ def run_sweep(args: argparse.Namespace) -> int:
     from hybrid_snn_control.training.stats import paired_vs_baseline, with_gap_closed
     from hybrid_snn_control.training.sweep import (
         SweepEntry,
+        merge_sweeps,
         paired_line,
         parse_entry,
+        parse_merge_part,
         run_sweep,
         write_outputs,
     )
 
     if args.merge:
-        rows, infos = [], []
-        for d in args.merge:
+        parts, infos = [], []
+        for text in args.merge:
+            d, rename = parse_merge_part(text)
             blob = json.loads((Path(d) / "sweep.json").read_text())
-            rows += blob["rows"]
+            parts.append((blob["rows"], rename))
             infos.append(blob.get("settings", {}))
+        rows = merge_sweeps(parts)
         paths = write_outputs(rows, args.out, {"merged": args.merge, "parts": infos}, args.main)
-        for p in paired_vs_baseline(with_gap_closed(rows)):
-            print(paired_line(p))
+        for baseline in ["zero_action", *args.paired_with]:
+            for p in paired_vs_baseline(with_gap_closed(rows), baseline=baseline):
+                print(paired_line(p, baseline))
         for p in paths.values():
             print(f"wrote {p}")
         return 0

@@ -148,7 +148,8 @@ def paired_vs_baseline(
     n_boot: int = 10_000,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
-    """Per (model, ratio, shift): paired differences against ``baseline`` on shared worlds.
+    """Per (model, ratio, shift): paired differences against ``baseline`` on shared worlds
+    (and at the same ratio, when the baseline was evaluated at ratios).
 
     Pools the worlds of every seed.  Each result has ``worlds`` and ``seeds`` (counts),
     ``score_diff`` with ``score_diff_lo`` / ``score_diff_hi`` (95 % CI) and
@@ -156,12 +157,17 @@ def paired_vs_baseline(
     over the worlds where both rows have a gap closed (``gap_worlds``; rows from
     :func:`with_gap_closed`).  Models without a shared world are left out.
     """
-    ref = {k: v for r in rows if r["model"] == baseline for k, v in _worlds(r).items()}
+    base_rows = [r for r in rows if r["model"] == baseline]
+    # a baseline evaluated at ratios (another policy) is paired ratio by ratio; expert and
+    # zero_action have none and pair with every ratio
+    by_ratio = any(r["ratio"] is not None for r in base_rows)
+
+    def rk(ratio, k: tuple) -> tuple:
+        return (ratio if by_ratio else None, *k)
+
+    ref = {rk(r["ratio"], k): v for r in base_rows for k, v in _worlds(r).items()}
     ref_g = {
-        k: v
-        for r in rows
-        if r["model"] == baseline
-        for k, v in _worlds(r, "episode_gap_closed").items()
+        rk(r["ratio"], k): v for r in base_rows for k, v in _worlds(r, "episode_gap_closed").items()
     }
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
@@ -169,7 +175,9 @@ def paired_vs_baseline(
             groups[(r["model"], r["ratio"], r["shift"])].append(r)
     out = []
     for (model, ratio, shift), rs in groups.items():
-        pairs = [(v, ref[k]) for r in rs for k, v in _worlds(r).items() if k in ref]
+        pairs = [
+            (v, ref[rk(ratio, k)]) for r in rs for k, v in _worlds(r).items() if rk(ratio, k) in ref
+        ]
         if not pairs:
             continue
         a, b = zip(*pairs)
@@ -177,10 +185,10 @@ def paired_vs_baseline(
         res.update(worlds=len(pairs), seeds=len({r["seed"] for r in rs}))
         res.update(_diff("score_diff", a, b, n_boot, seed))
         g = [
-            (v, ref_g[k])
+            (v, ref_g[rk(ratio, k)])
             for r in rs
             for k, v in _worlds(r, "episode_gap_closed").items()
-            if v is not None and ref_g.get(k) is not None
+            if v is not None and ref_g.get(rk(ratio, k)) is not None
         ]
         res["gap_worlds"] = len(g)
         if g:

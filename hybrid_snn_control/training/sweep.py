@@ -255,6 +255,38 @@ def _ci(p: dict[str, Any], key: str, digits: int = 3) -> str:
     return f"{p[key]:+.{digits}f} [{p[key + '_lo']:+.{digits}f}, {p[key + '_hi']:+.{digits}f}]"
 
 
+def merge_sweeps(parts: Sequence[tuple[Sequence[dict[str, Any]], dict[str, str]]]) -> list:
+    """The rows of several sweeps as one sweep: each part's models renamed by its mapping
+    (e.g. ``{"student": "previous"}``, to compare two files evaluated under one name), and
+    an ``expert`` / ``zero_action`` row that repeats one already taken (every sweep runs
+    them on the same worlds) dropped. Policy rows are all kept."""
+    seen: set[tuple] = set()
+    out = []
+    for rows, rename in parts:
+        for row in rows:
+            row = {**row, "model": rename.get(row["model"], row["model"])}
+            if row["model"] in BASELINE_MODELS:
+                key = (row["model"], row["shift"], row["seed"], row.get("episode_s"))
+                if key in seen:
+                    continue
+                seen.add(key)
+            out.append(row)
+    return out
+
+
+def parse_merge_part(text: str) -> tuple[str, dict[str, str]]:
+    """``DIR`` or ``DIR:OLD=NEW[,OLD=NEW]`` (``hsc sweep --merge``): a sweep folder and the
+    model names to change in it."""
+    path, _, spec = text.partition(":")
+    rename = {}
+    for item in filter(None, spec.split(",")):
+        old, eq, new = item.partition("=")
+        if not (eq and old and new):
+            raise ValueError(f"merge part {text!r}: renames are OLD=NEW, got {item!r}")
+        rename[old] = new
+    return path, rename
+
+
 def paired_line(p: dict[str, Any], baseline: str = "zero_action") -> str:
     """One console line of a :func:`~.stats.paired_vs_baseline` result."""
     r = "-" if p["ratio"] is None else f"{p['ratio']:g}"

@@ -102,36 +102,29 @@ def _forward(
     beta: Tensor,
     rho: Tensor,
     subtract: bool,
-    adaptive: bool,
 ):
-    # Everything per step on [B, N] tensors (cache-resident); full-sequence temporaries
-    # were measured 3-5x slower on CPU (memory traffic and page faults on fresh buffers).
+    # ALIF only (LIF runs `_forward_lif`). Everything per step on [B, N] tensors
+    # (cache-resident); full-sequence temporaries were measured 3-5x slower on CPU
+    # (memory traffic and page faults on fresh buffers).
     # Per-step op count is what costs at these sizes: five ops, each writing straight into
     # its saved buffer (as in `_forward_lif`; a_seq[t] is the adaptation *before* step t,
     # a_seq[T] the final one). Pre-reset membranes are recomputed in the backward.
     T = currents.shape[0]
     u_seq = torch.empty_like(currents)
     o_seq = torch.empty_like(currents)
-    if adaptive:
-        a_seq = a.new_empty([T + 1, a.shape[0], a.shape[1]])  # states are [B, N]
-        a_seq[0] = a
-    else:
-        a_seq = currents[:0]
+    a_seq = a.new_empty([T + 1, a.shape[0], a.shape[1]])  # states are [B, N]
+    a_seq[0] = a
     for t in range(T):
         u = u_seq[t]
         o = o_seq[t]
         torch.addcmul(currents[t], decay, v, out=u)
-        if adaptive:
-            theta = torch.addcmul(threshold, beta, a_seq[t])
-        else:
-            theta = threshold
+        theta = torch.addcmul(threshold, beta, a_seq[t])
         torch.gt(u, theta, out=o)  # == (u - theta > 0) for finite floats, as `spike`
         if subtract:
             v = torch.addcmul(u, o, theta, value=-1.0)
         else:
             v = torch.addcmul(u, u, o, value=-1.0)
-        if adaptive:
-            torch.addcmul(o, rho, a_seq[t], out=a_seq[t + 1])
+        torch.addcmul(o, rho, a_seq[t], out=a_seq[t + 1])
     return u_seq, o_seq, v, a_seq
 
 
@@ -149,7 +142,6 @@ def _backward(
     beta: Tensor,
     rho: Tensor,
     subtract: bool,
-    adaptive: bool,
     detach_reset: bool,
     name: str,
     scale: float,
@@ -159,16 +151,17 @@ def _backward(
     need_beta: bool,
     need_rho: bool,
 ):
-    # As `_backward_lif`: chunks of `chunk` steps; per chunk the surrogate, thresholds and
-    # reset coefficients are vectorized, the loop runs only the coupled recursions of gv
-    # and ga (7 ops per step, written straight into buffers), and the parameter sums are
-    # vectorized afterwards from the recorded gs, gv, ga (skipped when not trained).
+    # ALIF only. As `_backward_lif`: chunks of `chunk` steps; per chunk the surrogate,
+    # thresholds and reset coefficients are vectorized, the loop runs only the coupled
+    # recursions of gv and ga (7 ops per step, written straight into buffers), and the
+    # parameter sums are vectorized afterwards from the recorded gs, gv, ga (skipped when
+    # not trained).
     # Buffers: slot k + 1 of gv_buf / ga_buf holds what arrives at the chunk's step k.
     T = u_seq.shape[0]
     g_current = torch.empty_like(u_seq)
     gs_buf = torch.empty_like(u_seq[:chunk])
     gv_buf = gv.new_empty([chunk + 1, gv.shape[0], gv.shape[1]])
-    ga_buf = torch.empty_like(gv_buf) if adaptive else gv_buf[:0]
+    ga_buf = torch.empty_like(gv_buf)
     g_decay = torch.zeros_like(gv)
     g_threshold = torch.zeros_like(gv)
     g_beta = torch.zeros_like(gv)
@@ -179,22 +172,17 @@ def _backward(
         K = end - start
         u = u_seq[start:end]
         o = o_seq[start:end]
-        if adaptive:
-            a_c = a_seq[start:end]
-            theta = torch.addcmul(threshold, beta, a_c)
-        else:
-            a_c = u  # unused
-            theta = threshold.expand_as(u)
+        a_c = a_seq[start:end]
+        theta = torch.addcmul(threshold, beta, a_c)
         g = _surrogate(u - theta, name, scale)
         dvdo = theta if subtract else u  # -dv/do of the reset gate
         keep = u if subtract else 1.0 - o  # zero reset: dv/du = 1 - o (unused for subtract)
         gv_buf[K] = gv
-        if adaptive:
-            ga_buf[K] = ga
+        ga_buf[K] = ga
         for k in range(K - 1, -1, -1):
             t = start + k
             gv = gv_buf[k + 1]
-            go = go_seq[t] + ga_buf[k + 1] if adaptive else go_seq[t]
+            go = go_seq[t] + ga_buf[k + 1]
             if not detach_reset:
                 go = torch.addcmul(go, gv, dvdo[k], value=-1.0)
             gs = torch.mul(g[k], go, out=gs_buf[k])
@@ -202,20 +190,20 @@ def _backward(
                 gu = torch.add(gs, gv, out=g_current[t])
             else:
                 gu = torch.addcmul(gs, gv, keep[k], out=g_current[t])
-            if adaptive:  # ga_{t-1} = rho ga_t - beta (gs + gv o [subtract])
-                g_theta = torch.addcmul(gs, gv, o[k]) if subtract else gs
-                torch.addcmul(ga_buf[k + 1] * rho, g_theta, beta, value=-1.0, out=ga_buf[k])
+            # ga_{t-1} = rho ga_t - beta (gs + gv o [subtract])
+            g_theta = torch.addcmul(gs, gv, o[k]) if subtract else gs
+            torch.addcmul(ga_buf[k + 1] * rho, g_theta, beta, value=-1.0, out=ga_buf[k])
             torch.mul(gu, decay, out=gv_buf[k])
         gv = gv_buf[0]
-        ga = ga_buf[0] if adaptive else ga
+        ga = ga_buf[0]
         gs = gs_buf[:K]
         if need_threshold or need_beta:  # dL/d theta_t = -(gs + gv o [subtract])
             minus_g_theta = torch.addcmul(gs, gv_buf[1 : K + 1], o) if subtract else gs
             if need_threshold:
                 g_threshold -= minus_g_theta.sum(0)
-            if need_beta and adaptive:
+            if need_beta:
                 g_beta -= (minus_g_theta * a_c).sum(0)
-        if need_rho and adaptive:  # a_{t+1} = rho a_t + o_t
+        if need_rho:  # a_{t+1} = rho a_t + o_t
             g_rho += (ga_buf[1 : K + 1] * a_c).sum(0)
         if need_decay:  # dL/d(decay) = sum_t gu_t v_{t-1}
             gu = g_current[start:end]
@@ -223,9 +211,7 @@ def _backward(
             if K > 1:
                 g_decay += (gu[1:] * v_after[:-1]).sum(0)
             if start > 0:
-                theta_b = threshold
-                if adaptive:
-                    theta_b = torch.addcmul(threshold, beta, a_seq[start - 1])
+                theta_b = torch.addcmul(threshold, beta, a_seq[start - 1])
                 v_before = _reset(u_seq[start - 1], o_seq[start - 1], theta_b, subtract)
             else:
                 v_before = v0
@@ -325,7 +311,7 @@ def _backward_lif(
 
 
 class FusedLIF(torch.autograd.Function):
-    """Whole-sequence LIF recursion (``adaptive=False``): 3 ops per step forward, a chunked
+    """Whole-sequence LIF recursion: 3 ops per step forward, a chunked
     backward with one fused multiply-add per step."""
 
     @staticmethod
@@ -366,24 +352,21 @@ class FusedLIF(torch.autograd.Function):
 
 
 class FusedALIF(torch.autograd.Function):
-    """Whole-sequence LIF (``adaptive=False``) / ALIF recursion with hand-written backward:
-    5 ops per step forward, a chunked backward with 7 per step."""
+    """Whole-sequence ALIF recursion with hand-written backward: 5 ops per step forward,
+    a chunked backward with 7 per step (LIF runs :class:`FusedLIF`, see :func:`fused_alif`)."""
 
     @staticmethod
     def forward(ctx, currents, v0, a0, decay, threshold, beta, rho, config):  # type: ignore[override]
-        subtract, adaptive = config[0], config[1]
-        u_seq, o_seq, v, a_seq = _forward(
-            currents, v0, a0, decay, threshold, beta, rho, subtract, adaptive
-        )
+        u_seq, o_seq, v, a_seq = _forward(currents, v0, a0, decay, threshold, beta, rho, config[0])
         ctx.save_for_backward(u_seq, o_seq, a_seq, v0, decay, threshold, beta, rho)
         ctx.config = config
-        return o_seq, v, a_seq[-1].clone() if adaptive else a0
+        return o_seq, v, a_seq[-1].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, go_seq, gv, ga):  # type: ignore[override]
         u_seq, o_seq, a_seq, v0, decay, threshold, beta, rho = ctx.saved_tensors
-        subtract, adaptive, detach_reset, name, scale = ctx.config
+        subtract, detach_reset, name, scale = ctx.config
         need = ctx.needs_input_grad
         gv = torch.zeros_like(u_seq[0]) if gv is None else gv
         ga = torch.zeros_like(u_seq[0]) if ga is None else ga
@@ -401,7 +384,6 @@ class FusedALIF(torch.autograd.Function):
             beta,
             rho,
             subtract,
-            adaptive,
             detach_reset,
             name,
             scale,
@@ -414,11 +396,11 @@ class FusedALIF(torch.autograd.Function):
         return (
             g_cur,
             g_v0,
-            g_a0 if adaptive else None,
+            g_a0,
             g_decay if need[3] else None,
             g_thr if need[4] else None,
-            g_beta if need[5] and adaptive else None,
-            g_rho if need[6] and adaptive else None,
+            g_beta if need[5] else None,
+            g_rho if need[6] else None,
             None,
         )
 
@@ -443,7 +425,7 @@ def fused_alif(
             currents, v0, decay, threshold, (subtract, detach_reset, surrogate, scale)
         )
         return o_seq, v, a0
-    config = (subtract, adaptive, detach_reset, surrogate, scale)
+    config = (subtract, detach_reset, surrogate, scale)
     return FusedALIF.apply(currents, v0, a0, decay, threshold, beta, rho, config)
 
 

@@ -53,7 +53,7 @@ from hybrid_snn_control.config import to_mapping
 from hybrid_snn_control.deploy.artefact import META_KEY
 from hybrid_snn_control.deploy.graph_cost import GraphCostModel
 from hybrid_snn_control.deploy.ratio_graph import masks_from_thresholds, unit_thresholds
-from hybrid_snn_control.hybrid.efficiency import AC_ENERGY_PJ, GATES, MAC_ENERGY_PJ
+from hybrid_snn_control.hybrid.efficiency import AC_ENERGY_PJ, GATES, MAC_ENERGY_PJ, spiking_rows
 from hybrid_snn_control.hybrid.ratio import ratio_thresholds
 from hybrid_snn_control.policy.bundle import load_hybrid_policy
 from hybrid_snn_control.policy.checkpoint import read_header
@@ -261,7 +261,7 @@ def graph_cost_model(policy: HybridPolicy) -> GraphCostModel:
         num_layers=net.num_layers,
         input_size=net.input_size,
         gates=GATES[net.recurrent_cell],
-        spiking_rows=2 if net.spiking_cell == "rf" else 1,
+        spiking_rows=spiking_rows(net),
         readout_size=net.readout.out_features if net.readout is not None else 0,
         encoder_macs=float(policy.encoder.macs),
         mac_energy_pj=MAC_ENERGY_PJ,

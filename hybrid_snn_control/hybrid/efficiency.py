@@ -54,7 +54,8 @@ class EfficiencyReport:
         return asdict(self)
 
 
-def _spiking_rows(net: HybridNetwork) -> int:
+def spiking_rows(net: HybridNetwork) -> int:
+    """Weight rows per spiking unit: 2 for RF (Re/Im), else 1."""
     return 2 if net.spiking_cell == "rf" else 1
 
 
@@ -68,7 +69,7 @@ def count_efficiency(
     """Turn a recorded :class:`HybridActivity` into counts (see module docstring)."""
     T, B = activity.input_nonzero.shape
     G = GATES[net.recurrent_cell]
-    q = _spiking_rows(net)
+    q = spiking_rows(net)
     stc = net.spiking_cell.startswith("stc")
     macs = 0.0
     acs = 0.0

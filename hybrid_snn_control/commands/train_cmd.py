@@ -342,8 +342,9 @@ def run_sweep(args: argparse.Namespace) -> int:
             infos.append(blob.get("settings", {}))
         rows = merge_sweeps(parts)
         paths = write_outputs(rows, args.out, {"merged": args.merge, "parts": infos}, args.main)
+        gap_rows = with_gap_closed(rows)
         for baseline in ["zero_action", *args.paired_with]:
-            for p in paired_vs_baseline(with_gap_closed(rows), baseline=baseline):
+            for p in paired_vs_baseline(gap_rows, baseline=baseline):
                 print(paired_line(p, baseline))
         for p in paths.values():
             print(f"wrote {p}")

@@ -44,8 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hybrid_snn_control.hybrid.layer import HybridLayer, HybridLayerState, HybridState
-from hybrid_snn_control.neurons import ALIF
-from hybrid_snn_control.neurons.fused import fused_alif, fused_enabled, leaky_integrate
+from hybrid_snn_control.neurons.fused import fused_enabled, leaky_integrate
 
 SPIKING = ("lif", "alif")
 _SEQUENCE_FNS = {"lstm": torch.lstm, "gru": torch.gru, "rnn": torch.rnn_tanh}
@@ -151,34 +150,13 @@ def _rows(weight: Tensor, rows: Tensor, cols: Tensor | None) -> Tensor:
 
 
 def _spiking(spk, h: Tensor, cols: Tensor | None, state, s_idx: Tensor):
-    """Active LIF/ALIF units over the sequence: ``(spikes [T, B, n_s], final fields)``."""
+    """Active LIF/ALIF units over the sequence: ``(spikes [T, B, n_s], final fields)``,
+    through the cell's own :meth:`~hybrid_snn_control.neurons.LIF.fused_sequence`."""
     bias = None if spk.fc.bias is None else spk.fc.bias.index_select(0, s_idx)
     currents = F.linear(h, _rows(spk.fc.weight, s_idx, cols), bias)
-    v0 = state.v.index_select(1, s_idx)
-    decay = spk.effective_decay().index_select(0, s_idx)
-    threshold = spk.threshold.index_select(0, s_idx)
-    adaptive = isinstance(spk, ALIF)
-    if adaptive:
-        a0 = state.a.index_select(1, s_idx)
-        beta = spk.adaptation.index_select(0, s_idx)
-        rho = spk._rho().index_select(0, s_idx)
-    else:  # placeholders, as LIF.forward passes them
-        a0, beta, rho = v0, threshold, threshold
-    spikes, v, a = fused_alif(
-        currents,
-        v0,
-        a0,
-        decay,
-        threshold,
-        beta,
-        rho,
-        spk.subtract_reset,
-        adaptive,
-        spk.detach_reset,
-        spk.surrogate,
-        spk.surrogate_scale,
-    )
-    return spikes, ((v, a) if adaptive else (v,))
+    active = type(state)(*(f.index_select(1, s_idx) for f in state))
+    spikes, final = spk.fused_sequence(currents, active, s_idx)
+    return spikes, tuple(final)
 
 
 def _recurrent(layer: HybridLayer, h: Tensor, cols: Tensor | None, state, r_idx: Tensor):

@@ -118,6 +118,20 @@ class ALIF(LIF):
             a = a * mask
         return o, ALIFState(v, a)
 
+    def fused_sequence(
+        self, currents: Tensor, state: ALIFState, units: Tensor | None = None
+    ) -> tuple[Tensor, ALIFState]:
+        """As :meth:`LIF.fused_sequence`, with the adaptation."""
+        params = [self.effective_decay(), self.threshold, self.adaptation, self._rho()]
+        if units is not None:
+            params = [p.index_select(0, units) for p in params]
+        decay, threshold, beta, rho = params
+        o_seq, v, a = fused_alif(
+            currents, state.v, state.a, decay, threshold, beta, rho,
+            self.subtract_reset, True, self.detach_reset, self.surrogate, self.surrogate_scale,
+        )  # fmt: skip
+        return o_seq, ALIFState(v, a)
+
     def forward(self, x_seq: Tensor, state: ALIFState | None = None, mask: Tensor | None = None):
         check_sequence(x_seq)
         currents = self.fc(x_seq)
@@ -126,23 +140,10 @@ class ALIF(LIF):
             a = v
         else:
             v, a = state
-        decay, rho = self.effective_decay(), self._rho()
         if fused_enabled():
-            o_seq, v, a = fused_alif(
-                currents,
-                v,
-                a,
-                decay,
-                self.threshold,
-                self.adaptation,
-                rho,
-                self.subtract_reset,
-                True,
-                self.detach_reset,
-                self.surrogate,
-                self.surrogate_scale,
-            )
+            o_seq, (v, a) = self.fused_sequence(currents, ALIFState(v, a))
         else:
+            decay, rho = self.effective_decay(), self._rho()
             outputs = []
             for t in range(currents.shape[0]):
                 o, v, a = alif_dynamics(

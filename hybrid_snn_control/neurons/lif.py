@@ -153,27 +153,30 @@ class LIF(Cell):
             v = v * mask
         return o, LIFState(v)
 
+    def fused_sequence(
+        self, currents: Tensor, state: LIFState, units: Tensor | None = None
+    ) -> tuple[Tensor, LIFState]:
+        """The fused kernel over input currents ``[T, B, n]``: ``(spikes, final state)``.
+        ``units`` (indices, with ``currents`` and ``state`` already narrowed to them) runs
+        only those units' parameters: the compact training path."""
+        decay, threshold = self.effective_decay(), self.threshold
+        if units is not None:
+            decay, threshold = decay.index_select(0, units), threshold.index_select(0, units)
+        v = state.v
+        o_seq, v, _ = fused_alif(
+            currents, v, v, decay, threshold, threshold, threshold,  # LIF: no adaptation
+            self.subtract_reset, False, self.detach_reset, self.surrogate, self.surrogate_scale,
+        )  # fmt: skip
+        return o_seq, LIFState(v)
+
     def forward(self, x_seq: Tensor, state: LIFState | None = None, mask: Tensor | None = None):
         check_sequence(x_seq)
         currents = self.fc(x_seq)  # one matmul for all T steps
         v = currents.new_zeros(currents.shape[1:]) if state is None else state.v
-        decay = self.effective_decay()
         if fused_enabled():
-            o_seq, v, _ = fused_alif(
-                currents,
-                v,
-                v,
-                decay,
-                self.threshold,
-                self.threshold,
-                self.threshold,
-                self.subtract_reset,
-                False,
-                self.detach_reset,
-                self.surrogate,
-                self.surrogate_scale,
-            )
+            o_seq, (v,) = self.fused_sequence(currents, LIFState(v))
         else:
+            decay = self.effective_decay()
             outputs = []
             for t in range(currents.shape[0]):
                 o, v = lif_dynamics(

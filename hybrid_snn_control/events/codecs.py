@@ -540,8 +540,8 @@ class Evt3State:
     loops: int = 0  # 24-bit time wraps seen
 
 
-_KNOWN_LUT = np.zeros(16, bool)
-_KNOWN_LUT[list(_KNOWN_EVT3)] = True
+#: the 4-bit word types EVT 3.0 does not define (a corrupt stream): 0x1, 0x9, 0xB-0xD
+EVT3_UNKNOWN_TYPES = tuple(t for t in range(16) if t not in _KNOWN_EVT3)
 _POPCOUNT12 = np.array([bin(i).count("1") for i in range(4096)], dtype=np.int32)
 
 
@@ -624,6 +624,7 @@ def _evt3_decode_words(
     typ = (words >> 12).astype(np.uint8)
     val = words & np.uint16(0x0FFF)
 
+    # EVT3_UNKNOWN_TYPES as comparisons: 5x faster here than a lookup table
     unknown = (typ == 0x1) | (typ == 0x9) | ((typ >= 0xB) & (typ <= 0xD))
     n_unknown = int(np.count_nonzero(unknown))
     if n_unknown:

@@ -40,6 +40,7 @@ import numpy as np
 
 from hybrid_snn_control.events.arrays import EVENT_DTYPE, empty_events
 from hybrid_snn_control.events.codecs import (
+    EVT3_UNKNOWN_TYPES,
     EVT_ADDR_Y,
     EVT_TIME_HIGH,
     EVT_TIME_LOW,
@@ -66,7 +67,7 @@ _SCAN_WORDS = 1 << 16  # words per scan step: the temporaries stay in cache
 _PKG_WRAP_FALL = 4085  # the package's wrap rule: TIME_HIGH falls by >= this many steps
 _PKG_X_END = 1 << 16  # the package's uint16 vector x wraps here
 _X_MAX = 0x7FF  # EVT 3.0 addresses are 11 bits; ours drops vector events beyond
-_UNKNOWN_MASK = sum(1 << t for t in (0x1, 0x9, 0xB, 0xC, 0xD))
+_UNKNOWN_MASK = sum(1 << t for t in EVT3_UNKNOWN_TYPES)
 _VECTOR_MASK = (1 << VECT_12) | (1 << VECT_8)
 _ONE = np.uint16(1)
 _NO_POSITIONS = np.zeros(0, np.intp)

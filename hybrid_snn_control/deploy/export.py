@@ -87,7 +87,10 @@ class StepGraph(nn.Module):
         self.policy = policy
         self.spike_counts = spike_counts
         net = policy.core
-        self.state_names = net.state_names()
+        self.state_names = policy.state_names()
+        self.state_sizes = policy.state_sizes()
+        #: a spiking encoder's SynOps ride along as one more ``spike_count`` column
+        self.encoder_column = policy.stateful_encoder
         self.num_layers = net.num_layers
         self.hidden_size = net.hidden_size
         s_thr, r_thr = unit_thresholds(net)
@@ -97,16 +100,18 @@ class StepGraph(nn.Module):
 
     def forward(self, events: Tensor, proprio: Tensor, *args: Tensor):
         *flat_state, ratio = args
-        net = self.policy.core
         dtype = events.dtype
         masks = masks_from_thresholds(
             ratio.to(torch.float32), self.spiking_threshold, self.recurrent_threshold, dtype
         )
-        state = net.unflatten_state(list(flat_state))
+        state = self.policy.unflatten_state(list(flat_state))
         action, state, activity = self.policy.step_with_activity(events, proprio, state, masks)
-        outputs = [action, *net.flatten_state(state)]
+        outputs = [action, *self.policy.flatten_state(state)]
         if self.spike_counts:
-            outputs.append(torch.stack([s[0].sum(dim=1) for s in activity.spikes], dim=1))
+            counts = [s[0].sum(dim=1) for s in activity.spikes]
+            if activity.encoder_synops is not None:
+                counts.append(activity.encoder_synops[0])
+            outputs.append(torch.stack(counts, dim=1))
         # explicit casts pin every output to the I/O dtype (the TorchScript-based ONNX
         # exporter otherwise promotes the fp16 LIF membrane to float32)
         return tuple(o.to(dtype) for o in outputs)
@@ -125,7 +130,7 @@ class StepGraph(nn.Module):
         gen = torch.Generator().manual_seed(0)
         events = torch.poisson(torch.full((batch_size, *cfg.event_shape), 0.3), generator=gen)
         proprio = torch.randn(batch_size, cfg.proprio_size, generator=gen)
-        state = self.policy.core.flatten_state(self.policy.initial_state(batch_size))
+        state = self.policy.flatten_state(self.policy.initial_state(batch_size))
         return (
             events.to(p),
             proprio.to(p),
@@ -210,22 +215,26 @@ def artefact_metadata(
     policy = graph.policy
     cfg = policy.cfg
     dtype = "float16" if fp16 else "float32"
-    n, layers = cfg.hidden_size, cfg.num_layers
+    layers = cfg.num_layers
     inputs = [
         {"name": "events", "shape": ["batch", *cfg.event_shape], "dtype": dtype},
         {"name": "proprio", "shape": ["batch", cfg.proprio_size], "dtype": dtype},
-        *({"name": f"state.{s}", "shape": ["batch", n], "dtype": dtype} for s in graph.state_names),
+        *(
+            {"name": f"state.{s}", "shape": ["batch", n], "dtype": dtype}
+            for s, n in zip(graph.state_names, graph.state_sizes)
+        ),
         {"name": "spiking_ratio", "shape": [1], "dtype": "float32"},
     ]
     outputs = [
         {"name": "action", "shape": ["batch", cfg.action_size], "dtype": dtype},
         *(
             {"name": f"next_state.{s}", "shape": ["batch", n], "dtype": dtype}
-            for s in graph.state_names
+            for s, n in zip(graph.state_names, graph.state_sizes)
         ),
     ]
     if graph.spike_counts:
-        outputs.append({"name": "spike_count", "shape": ["batch", layers], "dtype": dtype})
+        columns = layers + int(graph.encoder_column)
+        outputs.append({"name": "spike_count", "shape": ["batch", columns], "dtype": dtype})
     ckpt = checkpoint_meta or {}
     return {
         "format": fmt,
@@ -240,7 +249,7 @@ def artefact_metadata(
             "n_spiking = #{k : spiking_ratio >= ratio_thresholds[k]}; spiking unit j on iff "
             "rank < n_spiking, recurrent unit j on iff rank < hidden_size - n_spiking"
         ),
-        "ratio_thresholds": [float(x) for x in ratio_thresholds(n)],
+        "ratio_thresholds": [float(x) for x in ratio_thresholds(cfg.hidden_size)],
         "spiking_rank": [layer.spiking_rank.tolist() for layer in policy.core.layers],
         "recurrent_rank": [layer.recurrent_rank.tolist() for layer in policy.core.layers],
         "policy_config": to_mapping(cfg),
@@ -264,6 +273,7 @@ def graph_cost_model(policy: HybridPolicy) -> GraphCostModel:
         spiking_rows=spiking_rows(net),
         readout_size=net.readout.out_features if net.readout is not None else 0,
         encoder_macs=float(policy.encoder.macs),
+        encoder_synops_column=policy.stateful_encoder,
         mac_energy_pj=MAC_ENERGY_PJ,
         ac_energy_pj=AC_ENERGY_PJ,
     )

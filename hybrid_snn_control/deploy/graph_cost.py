@@ -16,7 +16,9 @@ Per sample and step (the conventions of ``hybrid/efficiency.py``), layer ``l`` w
 * ``fan_out = q·n_s + G·n_r``; layer 0's dense input adds ``input_size · fan_out`` MACs;
 * a layer above adds ``n_r(below) · fan_out`` MACs and ``spikes(below) · fan_out`` ACs;
 * every layer adds ``G·n_r²`` recurrent MACs; the readout ``readout_size · (n_s + n_r)``;
-* the encoder's MACs are a constant; energy ``MACs · mac_pj + ACs · ac_pj``.
+* the encoder's MACs are a constant; a spiking encoder's SynOps vary with the events and
+  arrive as one more ``spike_count`` column (``encoder_synops_column``), added to the ACs;
+  energy ``MACs · mac_pj + ACs · ac_pj``.
 """
 
 from __future__ import annotations
@@ -55,12 +57,16 @@ class GraphCostModel:
     encoder_macs: float
     mac_energy_pj: float
     ac_energy_pj: float
+    #: a spiking encoder: ``spike_count`` has one more column, the encoder's SynOps
+    encoder_synops_column: bool = False
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any]) -> GraphCostModel | None:
         """The model stored in an artefact's metadata (None: exported before it existed)."""
         m = meta.get("cost_model")
-        return None if not m else cls(**{k: m[k] for k in cls.__dataclass_fields__})
+        if not m:
+            return None
+        return cls(**{k: m[k] for k in cls.__dataclass_fields__ if k in m})
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -87,14 +93,17 @@ class RatioCost:
 
     def step(self, spike_count: np.ndarray) -> StepCost:
         """The cost of a step whose graph output ``spike_count [B, L]`` (mean over B)."""
-        spikes = np.asarray(spike_count).reshape(-1, self.model.num_layers)
+        m = self.model
+        columns = m.num_layers + int(m.encoder_synops_column)
+        spikes = np.asarray(spike_count).reshape(-1, columns)
         # batch 1 (a robot) in plain floats: this runs on every control step
         per_layer = (
             spikes[0] if len(spikes) == 1 else spikes.mean(axis=0, dtype=np.float64)
         ).tolist()
+        encoder_acs = per_layer.pop() if m.encoder_synops_column else 0.0
         acs = float(sum(per_layer[:-1])) * self.fan_out  # spikes feed the layer above
+        acs += encoder_acs
         n_s = self.n_spiking
-        m = self.model
         return StepCost(
             synops=acs,
             macs=self.macs,

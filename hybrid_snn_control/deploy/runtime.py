@@ -275,7 +275,8 @@ class _GraphRuntime(PolicyRuntime):
 
     def __init__(self, meta: dict[str, Any], batch_size: int, spiking_ratio: float | None):
         self.state_names: list[str] = list(meta["state_names"])
-        self.hidden_size = int(meta["policy_config"]["hidden_size"])
+        sizes = {io["name"]: io["shape"][-1] for io in meta["inputs"]}
+        self.state_sizes = [int(sizes[f"state.{n}"]) for n in self.state_names]
         self.thresholds = np.asarray(meta["ratio_thresholds"], dtype=np.float32)
         #: turns the graph's spike counts into the eager backend's StepCost (None: an
         #: artefact exported without a cost model, or without the spike_count output)
@@ -289,9 +290,8 @@ class _GraphRuntime(PolicyRuntime):
             self._ratio_cost = self.cost_model.at_ratio(self._ratio)
 
     def reset(self, done: Any = None) -> None:
-        shape = (self.batch_size, self.hidden_size)
         if done is None:
-            state = [np.zeros(shape, self.dtype) for _ in self.state_names]
+            state = [np.zeros((self.batch_size, n), self.dtype) for n in self.state_sizes]
         else:
             keep = self._keep_rows(done)[:, None].astype(self.dtype)
             state = [self._to_numpy(s) * keep for s in self._state]

@@ -64,6 +64,8 @@ class HybridActivity(NamedTuple):
     spikes: tuple  # per layer: spiking outputs [T, B, N]
     masks: tuple  # flat (spiking_mask_0, recurrent_mask_0, ...) used in the run
     input_nonzero: Tensor  # per step and sample: number of non-zero inputs [T, B]
+    #: a spiking event encoder's SynOps per step and sample [T, B] (set by the policy)
+    encoder_synops: Tensor | None = None
 
 
 class HybridNetwork(nn.Module):

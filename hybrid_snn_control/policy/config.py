@@ -92,9 +92,17 @@ class PolicyConfig:
     event_shape: list[int] = field(default_factory=lambda: [2, 64, 64])
     proprio_size: int = 8
     action_size: int = 2
-    encoder: Literal["conv", "pool"] = "conv"
+    encoder: Literal["conv", "pool", "spiking_conv"] = field(
+        default="conv",
+        metadata=param(
+            description="conv: dense strided convs (fixed MACs); pool: average pooling; "
+            "spiking_conv: conv LIF layers on the events, cost counted as SynOps"
+        ),
+    )
     encoder_channels: list[int] = field(default_factory=lambda: [8, 16])
     encoder_grid: int = field(default=4, metadata=param(range=(1, 64)))
+    encoder_decay: float = field(default=0.6, metadata=param(range=(0.0, 0.999)))
+    encoder_threshold: float = field(default=0.5, metadata=param(range=(1e-3, 100.0)))
     hidden_size: int = field(default=64, metadata=param(range=(1, 4096)))
     num_layers: int = field(default=2, metadata=param(range=(1, 16)))
     spiking_cell: Literal["lif", "alif", "stc_lif", "stc_alif", "rf"] = "lif"

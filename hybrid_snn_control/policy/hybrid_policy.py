@@ -7,10 +7,13 @@ r"""The control policy: event encoder → hybrid spiking–recurrent core → ac
     a_t = \tanh(z_t)
 
 ``E_t`` is the event tensor of the control step ``[2, H, W]`` (ON/OFF counts, the
-``events`` observation of the sim envs), ``p_t`` the proprioception vector.  The encoder
-is stateless (a small strided conv stack or plain average pooling), so the only state
-is the hybrid core's: one step (deployment) and a whole sequence (training) give the
-same numbers, and the spiking ratio is the core's (``policy.set_ratio(r)``).
+``events`` observation of the sim envs), ``p_t`` the proprioception vector.  The ``conv``
+and ``pool`` encoders are stateless (a small strided conv stack or plain average pooling),
+so the only state is the hybrid core's; the ``spiking_conv`` encoder
+(:mod:`.spiking_encoder`) keeps LIF membranes and the state becomes a
+:class:`PolicyState` (encoder, core).  Either way one step (deployment) and a whole
+sequence (training) give the same numbers, and the spiking ratio is the core's
+(``policy.set_ratio(r)``).
 
 :meth:`HybridPolicy.step_with_activity` is *the* explicit step: eager inference
 (:meth:`~HybridPolicy.step`), the per-step cost and the exported graph
@@ -28,52 +31,27 @@ Usage::
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from hybrid_snn_control.hybrid.efficiency import EfficiencyReport, count_efficiency
 from hybrid_snn_control.hybrid.network import HybridActivity, HybridNetwork, HybridState
+from hybrid_snn_control.neurons import state as state_utils
 from hybrid_snn_control.policy.config import PLASTICITY_NEEDS_HRSNN, PolicyConfig
+from hybrid_snn_control.policy.pooling import AdaptivePoolMatmul, fixed_pool
+from hybrid_snn_control.policy.spiking_encoder import SpikingConvEncoder
 
-__all__ = ["AdaptivePoolMatmul", "EventEncoder", "HybridPolicy", "PolicyInput"]
-
-
-class AdaptivePoolMatmul(nn.Module):
-    """``AdaptiveAvgPool2d`` for a fixed input size as two averaging matrices.
-
-    Bin i of an adaptive pool covers rows ``[floor(i·H/g), ceil((i+1)·H/g))`` (torch's
-    rule); ``P_h x P_wᵀ`` with those row weights is the same average, written with
-    MatMul — which every exporter and TensorRT take, unlike an adaptive pool whose
-    output size does not divide the input size.  The matrices follow from the shapes,
-    so they are not stored in the state dict.
-    """
-
-    def __init__(self, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> None:
-        super().__init__()
-        self.register_buffer("pool_h", self._matrix(in_hw[0], out_hw[0]), persistent=False)
-        self.register_buffer("pool_w", self._matrix(in_hw[1], out_hw[1]), persistent=False)
-
-    @staticmethod
-    def _matrix(n_in: int, n_out: int) -> Tensor:
-        m = torch.zeros(n_out, n_in)
-        for i in range(n_out):
-            lo, hi = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
-            m[i, lo:hi] = 1.0 / (hi - lo)
-        return m
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.matmul(torch.matmul(self.pool_h, x), self.pool_w.t())
-
-
-def fixed_pool(in_hw: tuple[int, int], grid: int) -> nn.Module:
-    """Average pooling of a known map size to ``grid × grid``: ``AvgPool2d`` when the size
-    divides evenly, :class:`AdaptivePoolMatmul` otherwise (what exporters and TensorRT take;
-    both equal ``AdaptiveAvgPool2d``)."""
-    h, w = in_hw
-    if h % grid == 0 and w % grid == 0:
-        return nn.AvgPool2d((h // grid, w // grid))
-    return AdaptivePoolMatmul((h, w), (grid, grid))
+__all__ = [
+    "AdaptivePoolMatmul",
+    "EventEncoder",
+    "HybridPolicy",
+    "PolicyInput",
+    "PolicyState",
+    "fixed_pool",
+    "make_encoder",
+]
 
 
 class EventEncoder(nn.Module):
@@ -108,13 +86,36 @@ class EventEncoder(nn.Module):
         return self.net(torch.log1p(events.clamp_min(0)))
 
 
+def make_encoder(cfg: PolicyConfig) -> nn.Module:
+    """The configured event front end: stateless (``conv``, ``pool``) or a
+    :class:`~.spiking_encoder.SpikingConvEncoder` (``spiking_conv``, stateful)."""
+    if cfg.encoder == "spiking_conv":
+        return SpikingConvEncoder(
+            cfg.event_shape,
+            cfg.encoder_channels,
+            cfg.encoder_grid,
+            decay=cfg.encoder_decay,
+            threshold=cfg.encoder_threshold,
+        )
+    return EventEncoder(cfg)
+
+
+class PolicyState(NamedTuple):
+    """The state of a policy whose encoder has state: the encoder's membranes (one flat
+    ``[B, C·H·W]`` tensor per layer) and the core's :class:`HybridState`.  Policies with a
+    stateless encoder keep the plain :class:`HybridState`."""
+
+    encoder: tuple
+    core: HybridState
+
+
 class PolicyInput(nn.Module):
     """What every policy core reads: encoded events and normalized proprioception."""
 
     def __init__(self, cfg: PolicyConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.encoder = EventEncoder(cfg)
+        self.encoder = make_encoder(cfg)
         # Proprioception normalization, fitted from data by the trainer (set_normalization).
         self.register_buffer("proprio_mean", torch.zeros(cfg.proprio_size))
         self.register_buffer("proprio_std", torch.ones(cfg.proprio_size))
@@ -124,9 +125,13 @@ class PolicyInput(nn.Module):
         self.proprio_std.copy_(torch.as_tensor(std, dtype=self.proprio_std.dtype).clamp_min(1e-6))
 
     def features(self, events: Tensor, proprio: Tensor) -> Tensor:
-        """Core input for any leading shape: ``events [..., C, H, W]``, ``proprio [..., P]``."""
+        """Core input for any leading shape: ``events [..., C, H, W]``, ``proprio [..., P]``
+        (stateless encoders; a stateful one goes through :meth:`HybridPolicy.encode`)."""
         lead = events.shape[:-3]
         enc = self.encoder(events.reshape(-1, *events.shape[-3:])).reshape(*lead, -1)
+        return self._with_proprio(enc, proprio)
+
+    def _with_proprio(self, enc: Tensor, proprio: Tensor) -> Tensor:
         prop = (proprio - self.proprio_mean) / self.proprio_std
         return torch.cat([enc, prop], dim=-1)
 
@@ -155,18 +160,53 @@ class HybridPolicy(PolicyInput):
     def spiking_ratio(self) -> float | None:
         return self.core.spiking_ratio
 
-    def initial_state(self, batch_size: int, device=None, dtype=None) -> HybridState:
-        return self.core.initial_state(batch_size, device, dtype)
+    @property
+    def stateful_encoder(self) -> bool:
+        return getattr(self.encoder, "stateful", False)
 
-    def reset_state(self, state: HybridState, done: Tensor) -> HybridState:
-        return self.core.reset_state(state, done)
+    def initial_state(self, batch_size: int, device=None, dtype=None):
+        core = self.core.initial_state(batch_size, device, dtype)
+        if not self.stateful_encoder:
+            return core
+        return PolicyState(self.encoder.initial_state(batch_size, device, dtype), core)
 
-    def flatten_state(self, state: HybridState) -> list[Tensor]:
-        return self.core.flatten_state(state)
+    def reset_state(self, state, done: Tensor):
+        return state_utils.reset_state(state, done)
+
+    def flatten_state(self, state) -> tuple[Tensor, ...]:
+        return state_utils.flatten_state(state)
+
+    def unflatten_state(self, flat: Sequence[Tensor]):
+        """Inverse of :meth:`flatten_state` (the exported graph's state inputs)."""
+        return state_utils.unflatten_state(self.initial_state(1, device="meta"), tuple(flat))
 
     def state_names(self) -> list[str]:
         """Names of :meth:`flatten_state`'s tensors (the exported graph's state inputs)."""
-        return self.core.state_names()
+        enc = self.encoder.state_names() if self.stateful_encoder else []
+        return [*enc, *self.core.state_names()]
+
+    def state_sizes(self) -> list[int]:
+        """Width of each flat state tensor (``[B, size]``), in :meth:`state_names` order."""
+        return [t.shape[1] for t in self.flatten_state(self.initial_state(1, device="meta"))]
+
+    def _split(self, state) -> tuple[Any, HybridState | None]:
+        if not self.stateful_encoder:
+            return None, state
+        return (None, None) if state is None else (state.encoder, state.core)
+
+    def _join(self, enc_state, core_state):
+        return PolicyState(enc_state, core_state) if self.stateful_encoder else core_state
+
+    def encode(
+        self, events: Tensor, proprio: Tensor, enc_state=None, sequence: bool = False
+    ) -> tuple[Tensor, Any, Tensor | None]:
+        """Core input, the encoder's next state and its SynOps (``[B]`` / ``[T, B]``; None
+        for a dense encoder, whose cost is the constant :attr:`EventEncoder.macs`)."""
+        if not self.stateful_encoder:
+            return self.features(events, proprio), None, None
+        run = self.encoder if sequence else self.encoder.step
+        enc, enc_state, synops = run(events, enc_state)
+        return self._with_proprio(enc, proprio), enc_state, synops
 
     #: None: any ratio in [0, 1] (an HRSNN core is all spiking: 1.0).
     fixed_ratio: float | None = None
@@ -196,10 +236,12 @@ class HybridPolicy(PolicyInput):
         → ``(action [B, A], state, activity)``.  ``activity`` holds this step's spikes per
         layer and the masks used: the cost accounting and the exported graph's
         ``spike_count`` output read it, so eager and exported steps are this code."""
-        out, state, activity = self.core.step_with_activity(
-            self.features(events, proprio), state, masks
-        )
-        return torch.tanh(out), state, activity
+        enc_state, core_state = self._split(state)
+        x, enc_state, synops = self.encode(events, proprio, enc_state)
+        out, core_state, activity = self.core.step_with_activity(x, core_state, masks)
+        if synops is not None:
+            activity = activity._replace(encoder_synops=synops[None])
+        return torch.tanh(out), self._join(enc_state, core_state), activity
 
     def step(
         self,
@@ -210,8 +252,10 @@ class HybridPolicy(PolicyInput):
     ) -> tuple[Tensor, HybridState]:
         """One differentiable control step (the same network code as
         :meth:`step_with_activity`): ``events [B, C, H, W]``, ``proprio [B, P]`` → ``[B, A]``."""
-        out, state = self.core.step(self.features(events, proprio), state, masks)
-        return torch.tanh(out), state
+        enc_state, core_state = self._split(state)
+        x, enc_state, _ = self.encode(events, proprio, enc_state)
+        out, core_state = self.core.step(x, core_state, masks)
+        return torch.tanh(out), self._join(enc_state, core_state)
 
     def forward(
         self,
@@ -221,8 +265,10 @@ class HybridPolicy(PolicyInput):
         masks: Sequence[Tensor] | None = None,
     ) -> tuple[Tensor, HybridState]:
         """A sequence: ``events [T, B, C, H, W]``, ``proprio [T, B, P]`` → ``[T, B, A]``."""
-        out, state = self.core(self.features(events, proprio), state, masks)
-        return torch.tanh(out), state
+        enc_state, core_state = self._split(state)
+        x, enc_state, _ = self.encode(events, proprio, enc_state, sequence=True)
+        out, core_state = self.core(x, core_state, masks)
+        return torch.tanh(out), self._join(enc_state, core_state)
 
     def forward_with_features(
         self,
@@ -233,10 +279,10 @@ class HybridPolicy(PolicyInput):
     ) -> tuple[Tensor, HybridState, Tensor]:
         """:meth:`forward` plus the core's readout input ``[T, B, 2N]`` (for training-only
         auxiliary heads; the deployed step never computes them)."""
-        out, state, feats = self.core.forward_with_features(
-            self.features(events, proprio), state, masks
-        )
-        return torch.tanh(out), state, feats
+        enc_state, core_state = self._split(state)
+        x, enc_state, _ = self.encode(events, proprio, enc_state, sequence=True)
+        out, core_state, feats = self.core.forward_with_features(x, core_state, masks)
+        return torch.tanh(out), self._join(enc_state, core_state), feats
 
     @torch.no_grad()
     def step_with_efficiency(
@@ -244,17 +290,26 @@ class HybridPolicy(PolicyInput):
     ) -> tuple[Tensor, HybridState, EfficiencyReport]:
         """:meth:`step_with_activity` plus the cost of that very step (no second forward)."""
         action, state, activity = self.step_with_activity(events, proprio, state)
-        return action, state, self._with_encoder(count_efficiency(self.core, activity))
+        report = count_efficiency(self.core, activity)
+        return action, state, self._with_encoder(report, activity.encoder_synops)
 
     @torch.no_grad()
     def measure_efficiency(
         self, events: Tensor, proprio: Tensor, state: HybridState | None = None
     ) -> EfficiencyReport:
         """Cost per step of a real run at the current ratio, encoder MACs included."""
-        _, _, activity = self.core.forward_with_activity(self.features(events, proprio), state)
-        return self._with_encoder(count_efficiency(self.core, activity))
+        enc_state, core_state = self._split(state)
+        x, _, synops = self.encode(events, proprio, enc_state, sequence=True)
+        _, _, activity = self.core.forward_with_activity(x, core_state)
+        return self._with_encoder(count_efficiency(self.core, activity), synops)
 
-    def _with_encoder(self, report: EfficiencyReport) -> EfficiencyReport:
+    def _with_encoder(self, report: EfficiencyReport, synops: Tensor | None) -> EfficiencyReport:
+        """Add the encoder: its constant MACs and, for a spiking one, the measured SynOps
+        (``synops``: per step and sample, averaged like the core's counts)."""
         report.macs_per_step += self.encoder.macs
         report.energy_pj_per_step += self.encoder.macs * report.mac_energy_pj
+        if synops is not None:
+            acs = float(synops.float().mean())
+            report.synops_per_step += acs
+            report.energy_pj_per_step += acs * report.ac_energy_pj
         return report

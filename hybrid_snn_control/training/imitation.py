@@ -93,9 +93,11 @@ class PolicySettings:
     num_layers: int = field(default=2, metadata=param(range=(1, 16)))
     spiking_cell: Literal["lif", "alif", "stc_lif", "stc_alif", "rf"] = "lif"
     recurrent_cell: Literal["lstm", "gru", "rnn"] = "lstm"
-    encoder: Literal["conv", "pool"] = "conv"
+    encoder: Literal["conv", "pool", "spiking_conv"] = "conv"
     encoder_channels: list[int] = field(default_factory=lambda: [8, 16])
     encoder_grid: int = field(default=3, metadata=param(range=(1, 64)))
+    encoder_decay: float = field(default=0.6, metadata=param(range=(0.0, 0.999)))
+    encoder_threshold: float = field(default=0.5, metadata=param(range=(1e-3, 100.0)))
 
 
 @dataclass

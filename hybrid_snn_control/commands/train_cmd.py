@@ -124,6 +124,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="MODEL",
         help="--merge: also print every model's paired difference with MODEL on shared worlds",
     )
+    s.add_argument(
+        "--ratio-study",
+        action="store_true",
+        help="--merge: also write the ratio study's paired answers and plots "
+        "(training/ratio_report.py; models hybrid, restored, direct_hybrid, pure_rnn, "
+        "pure_snn, hybrid_spk)",
+    )
+    s.add_argument(
+        "--min-detectable",
+        type=float,
+        default=None,
+        metavar="HALF_WIDTH",
+        help="print each paired comparison's MDE and the worlds a 95 %% CI of ± HALF_WIDTH "
+        "(gap closed) would need",
+    )
     s.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     s.set_defaults(func=run_sweep)
 
@@ -345,7 +360,11 @@ def run_sweep(args: argparse.Namespace) -> int:
         gap_rows = with_gap_closed(rows)
         for baseline in ["zero_action", *args.paired_with]:
             for p in paired_vs_baseline(gap_rows, baseline=baseline):
-                print(paired_line(p, baseline))
+                print(paired_line(p, baseline, args.min_detectable))
+        if args.ratio_study:
+            from hybrid_snn_control.training.ratio_report import write_study
+
+            paths.update({f"study_{k}": v for k, v in write_study(rows, args.out).items()})
         for p in paths.values():
             print(f"wrote {p}")
         return 0
@@ -376,7 +395,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     }
     paths = write_outputs(rows, args.out, info, main=args.main)
     for p in paired_vs_baseline(rows):
-        print(paired_line(p))
+        print(paired_line(p, min_detectable=args.min_detectable))
     for p in paths.values():
         print(f"wrote {p}")
     return 0

@@ -37,11 +37,14 @@ import numpy as np
 __all__ = [
     "BASELINE_MODELS",
     "GAP_MIN_MARGIN",
+    "MDE_Z",
+    "Z95",
     "gap_closed",
     "min_detectable_effect",
     "paired_bootstrap_ci",
     "paired_vs_baseline",
     "with_gap_closed",
+    "worlds_needed",
 ]
 
 #: the two reference controllers every evaluation runs on the same worlds
@@ -49,6 +52,15 @@ BASELINE_MODELS = ("expert", "zero_action")
 
 #: expert − zero_action score below which a world's gap closed is undefined
 GAP_MIN_MARGIN = 0.01
+
+#: z of a two-sided 95 % interval, and z_{0.975} + z_{0.8} of the MDE (α 0.05, power 0.8)
+Z95 = NormalDist().inv_cdf(0.975)
+MDE_Z = Z95 + NormalDist().inv_cdf(0.8)
+
+
+def worlds_needed(sd: float, half_width: float) -> int:
+    """Worlds for a 95 % CI half-width of ``half_width`` on a mean of differences with ``sd``."""
+    return math.ceil((Z95 * sd / half_width) ** 2)
 
 
 def gap_closed(

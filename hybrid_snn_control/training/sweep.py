@@ -47,7 +47,12 @@ from hybrid_snn_control.training.evaluate import (
     evaluate_policy,
 )
 from hybrid_snn_control.training.rollout import EnvSettings
-from hybrid_snn_control.training.stats import paired_vs_baseline, with_gap_closed
+from hybrid_snn_control.training.stats import (
+    MDE_Z,
+    paired_vs_baseline,
+    with_gap_closed,
+    worlds_needed,
+)
 
 __all__ = [
     "SweepEntry",
@@ -186,10 +191,10 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             agg[k] = float(np.mean(vals))
             agg[k + "_std"] = float(np.std(vals))
-        rob = [
+        rob = [  # undefined where the nominal score is 0
             r["score"] / nominal[(model, ratio, r["seed"])]
             for r in rs
-            if (model, ratio, r["seed"]) in nominal
+            if nominal.get((model, ratio, r["seed"]))
         ]
         rob = [x for x in rob if math.isfinite(x)]
         if rob:
@@ -287,8 +292,12 @@ def parse_merge_part(text: str) -> tuple[str, dict[str, str]]:
     return path, rename
 
 
-def paired_line(p: dict[str, Any], baseline: str = "zero_action") -> str:
-    """One console line of a :func:`~.stats.paired_vs_baseline` result."""
+def paired_line(
+    p: dict[str, Any], baseline: str = "zero_action", min_detectable: float | None = None
+) -> str:
+    """One console line of a :func:`~.stats.paired_vs_baseline` result; with
+    ``min_detectable`` (a CI half-width in gap closed) also the gap-closed MDE and the
+    worlds that half-width would need."""
     r = "-" if p["ratio"] is None else f"{p['ratio']:g}"
     mde = p.get("score_diff_mde")
     line = (
@@ -298,6 +307,11 @@ def paired_line(p: dict[str, Any], baseline: str = "zero_action") -> str:
     )
     if "gap_closed_diff" in p:
         line += f", Δgap closed {_ci(p, 'gap_closed_diff', 2)} on {p['gap_worlds']} worlds"
+        g_mde = p.get("gap_closed_diff_mde")
+        if min_detectable is not None and g_mde is not None and p["gap_worlds"] > 1:
+            # the MDE is 2.80 sd/√n: back to sd, then n = (1.96 sd / h)²
+            need = worlds_needed(g_mde * math.sqrt(p["gap_worlds"]) / MDE_Z, min_detectable)
+            line += f"; gap-closed MDE {g_mde:.3f}, ±{min_detectable:g} needs {need} worlds"
     return line
 
 

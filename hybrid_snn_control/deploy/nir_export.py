@@ -56,6 +56,11 @@ POLICY_NOTES = [
     "the core input [encoder features, normalized proprio]",
     "tanh action head not exported (no NIR primitive); the graph output is the pre-tanh readout",
 ]
+#: the spiking conv encoder (Conv2d + LIF) has NIR primitives, but is not exported yet
+SPIKING_ENCODER_NOTE = (
+    "spiking conv encoder not exported (Conv2d + LIF layers; not written yet); the graph input "
+    "is the core input [pooled encoder spikes, normalized proprio]"
+)
 
 __all__ = ["NIRExportError", "NIRReport", "export_nir", "export_nir_checkpoint", "lif_to_nir"]
 
@@ -150,6 +155,8 @@ def export_nir(
     report = NIRReport(ratio, dt)
     if hasattr(model, "core"):
         report.notes += POLICY_NOTES
+        if getattr(model.encoder, "stateful", False):
+            report.notes[-2] = SPIKING_ENCODER_NOTE
     n = net.hidden_size
     n_s, n_r = unit_counts(ratio, n)
     nodes: dict[str, object] = {"input": nir.Input({"input": np.array([net.input_size])})}

@@ -171,3 +171,31 @@ def test_hstnn_pipeline_runs_on_pursuit(tmp_path):
     assert len(task.data) == 4 + 2 + 2  # BC, one DAgger round, one restoration round
     row = task.evaluate(model, 0.25, episodes=2)
     assert 0.0 <= row["score"] <= 1.0 and row["ratio"] == 0.25
+
+
+def test_in_place_distillation_labels_the_other_ratios_with_the_r0_action(expert_data):
+    """Two mask sets per batch (sandwich): with distill_weight 0 both learn from the expert
+    (twice the single-set update), with 1 the second learns only the first's detached
+    action — identical masks make that loss zero, so the update equals one set's."""
+    task = ImitationTask(tiny_cfg())
+    batch = expert_data.collate(range(2))
+
+    def update(masks, distill):
+        torch.manual_seed(0)
+        policy = task.build_model()
+        policy.set_ratio(0.5)
+        before = [p.detach().clone() for p in policy.parameters()]
+        cfg = tiny_cfg(distill_weight=distill)
+        cfg.chunk_steps = 100  # one window: one update
+        opt = torch.optim.SGD(policy.parameters(), lr=0.1)
+        policy.train()
+        tbptt_pass(policy, batch, cfg, masks, opt)
+        return torch.cat([(p.detach() - b).flatten() for p, b in zip(policy.parameters(), before)])
+
+    m = task.build_model()
+    m.set_ratio(0.5)
+    ms = m.core.masks()
+    one = update([ms], 0.0)
+    assert one.abs().sum() > 0
+    torch.testing.assert_close(update([ms, ms], 0.0), 2 * one, atol=1e-6, rtol=1e-4)
+    torch.testing.assert_close(update([ms, ms], 1.0), one, atol=1e-6, rtol=1e-4)

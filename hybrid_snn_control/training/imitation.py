@@ -142,6 +142,15 @@ class ImitationConfig:
             "ratio (gradients summed, one update)"
         ),
     )
+    distill_weight: float = field(
+        default=0.0,
+        metadata=param(
+            range=(0.0, 1.0),
+            description="with sandwich: in-place distillation (slimmable networks) — every "
+            "other ratio of a batch learns (1-w) x the expert's action + w x the r = 0 "
+            "network's own (detached) action; 0: off",
+        ),
+    )
     aux_weight: float = field(
         default=0.0,
         metadata=param(
@@ -229,6 +238,9 @@ def tbptt_pass(
     predictions to the loss that is optimized (the returned loss is the action loss).
     ``masks`` may be a list of mask sets (several ratios of one batch, each with its own
     state): their losses are summed into one update per window and averaged in the result.
+    With ``distill_weight`` w > 0 the first set (the sandwich's smallest ratio, r = 0) is
+    the teacher: the others learn ``(1 − w)·L(expert) + w·L(teacher's detached action)``
+    (in-place distillation, Yu & Huang 2019); the reported loss stays the expert loss.
     """
     core = policy.module.core if hasattr(policy, "module") else policy.core
     mask_sets = list(masks) if masks is not None and not torch.is_tensor(masks[0]) else [masks]
@@ -237,14 +249,20 @@ def tbptt_pass(
     for t0 in range(0, batch["expert"].shape[0], cfg.chunk_steps):
         w = slice(t0, t0 + cfg.chunk_steps)
         m = batch["mask"][w]
-        loss, objective = 0.0, 0.0
+        loss, objective, teacher = 0.0, 0.0, None
         for i, ms in enumerate(mask_sets):
             pred, states[i], *aux = policy(
                 batch["events"][w].float(), batch["proprio"][w], states[i], ms
             )
             part = action_loss(pred, batch["expert"][w], m, cfg.loss)
             loss = loss + part / len(mask_sets)
-            objective = objective + part
+            if teacher is None:  # mask set 0: the smallest ratio, the teacher
+                teacher = pred.detach()
+                objective = objective + part
+            else:
+                d = cfg.distill_weight
+                own = action_loss(pred, teacher, m, cfg.loss) if d > 0 else 0.0
+                objective = objective + (1.0 - d) * part + d * own
             if aux and cfg.aux_weight > 0:
                 aux_loss = action_loss(aux[0], batch["privileged"][w], m)
                 objective = objective + cfg.aux_weight * aux_loss

@@ -63,6 +63,8 @@ def test_a_hybrid_with_a_known_lead_beats_both_ends_and_a_tie_does_not():
     assert lead["beats_both"] and not tie["beats_both"]
     for d in lead["diffs"]:
         assert d["lo"] < 0.05 < d["hi"]  # the CI covers the true effect
+        assert d["ratio_lo"] < 0.05 < d["ratio_hi"]  # expert 1, zero 0: the same estimate
+        assert d["ratio_mean"] == pytest.approx(d["mean"])
         assert d["worlds"] == 3 * WORLDS and d["seeds"] == 3
         # paired: the worlds' spread (sd ≈ 0.17) cancels, only the noise (√2 · 0.02) stays
         assert d["half_width"] < 0.01
@@ -127,3 +129,19 @@ def test_study_report_writes_tables_and_plots(tmp_path):
     assert "(b) hot swap, nominal" in md and "(c) cost per step vs ratio, dense conv" in md
     assert paths["gap_png"].stat().st_size > 0 and paths["pareto_png"].stat().st_size > 0
     assert study_markdown(rows, [], ["nominal"]).count("(a)") == 0
+
+
+def test_ratio_of_means_weighs_small_margin_worlds_less():
+    """Half the worlds have expert − zero = 0.05, where a small score difference becomes a
+    huge per-world gap closed; the ratio of means is Σ(s_a − s_b) / Σ(e − z)."""
+    rows = []
+    span = np.r_[np.full(10, 0.05), np.full(10, 0.8)]
+    zero = np.full(20, 0.1)
+    rows.append(_row("expert", None, 0, zero + span))
+    rows.append(_row("zero_action", None, 0, zero))
+    diff = np.r_[np.full(10, 0.04), np.full(10, 0.08)]
+    rows.append(_row("a", 0.5, 0, zero + 0.01 + diff))
+    rows.append(_row("b", 0.5, 0, zero + 0.01))
+    d = paired_models(with_gap_closed(rows), ("a", 0.5), ("b", 0.5))
+    assert d["ratio_mean"] == pytest.approx(diff.sum() / span.sum())  # 1.2 / 8.5 ≈ 0.14
+    assert d["mean"] == pytest.approx(np.mean(diff / span))  # (0.8 + 0.1) / 2 = 0.45

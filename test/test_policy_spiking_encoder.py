@@ -170,3 +170,25 @@ def test_energy_falls_with_the_ratio_far_more_than_with_the_dense_encoder():
         spread[encoder] = energy[0] / energy[1]
     assert spread["conv"] < 2.0
     assert spread["spiking_conv"] > 4.0
+
+
+def test_fp16_graph_reports_a_busy_scene_s_encoder_synops(tmp_path):
+    """A dense scene gives ~10^5 encoder SynOps, beyond fp16's 65504: the graph carries them
+    in thousands, so an fp16 TorchScript graph still reports the fp32 count (to fp16
+    precision) instead of inf."""
+    ckpt = save_test_policy(
+        tmp_path / "p.safetensors",
+        event_shape=[2, 32, 32],
+        hidden_size=8,
+        encoder="spiking_conv",
+        encoder_grid=3,
+    )
+    events = np.ones((2, 32, 32), np.float32)  # every pixel fired
+    proprio = np.zeros(8, np.float32)
+    costs = []
+    for fp16 in (False, True):
+        rt = load_runtime(ckpt, "torchscript", fp16=fp16)
+        rt.step(events, proprio)
+        costs.append(rt.last_cost.synops)
+    assert costs[0] > 65504 and np.isfinite(costs[1])
+    assert costs[1] == pytest.approx(costs[0], rel=2e-3)

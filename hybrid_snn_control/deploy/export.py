@@ -51,7 +51,7 @@ from torch import Tensor, nn
 from hybrid_snn_control import __version__
 from hybrid_snn_control.config import to_mapping
 from hybrid_snn_control.deploy.artefact import META_KEY
-from hybrid_snn_control.deploy.graph_cost import GraphCostModel
+from hybrid_snn_control.deploy.graph_cost import ENCODER_SYNOPS_UNIT, GraphCostModel
 from hybrid_snn_control.deploy.ratio_graph import masks_from_thresholds, unit_thresholds
 from hybrid_snn_control.hybrid.efficiency import AC_ENERGY_PJ, GATES, MAC_ENERGY_PJ, spiking_rows
 from hybrid_snn_control.hybrid.ratio import ratio_thresholds
@@ -110,7 +110,9 @@ class StepGraph(nn.Module):
         if self.spike_counts:
             counts = [s[0].sum(dim=1) for s in activity.spikes]
             if activity.encoder_synops is not None:
-                counts.append(activity.encoder_synops[0])
+                # in thousands: an fp16 graph holds at most 65504 (a busy 32 x 32 scene
+                # reaches ~10^5 encoder SynOps); the cost model scales it back
+                counts.append(activity.encoder_synops[0].float() / ENCODER_SYNOPS_UNIT)
             outputs.append(torch.stack(counts, dim=1))
         # explicit casts pin every output to the I/O dtype (the TorchScript-based ONNX
         # exporter otherwise promotes the fp16 LIF membrane to float32)

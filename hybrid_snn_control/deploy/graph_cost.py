@@ -17,7 +17,8 @@ Per sample and step (the conventions of ``hybrid/efficiency.py``), layer ``l`` w
 * a layer above adds ``n_r(below) · fan_out`` MACs and ``spikes(below) · fan_out`` ACs;
 * every layer adds ``G·n_r²`` recurrent MACs; the readout ``readout_size · (n_s + n_r)``;
 * the encoder's MACs are a constant; a spiking encoder's SynOps vary with the events and
-  arrive as one more ``spike_count`` column (``encoder_synops_column``), added to the ACs;
+  arrive as one more ``spike_count`` column (``encoder_synops_column``, in thousands:
+  :data:`ENCODER_SYNOPS_UNIT`, so an fp16 graph holds it), added to the ACs;
   energy ``MACs · mac_pj + ACs · ac_pj``.
 """
 
@@ -31,7 +32,7 @@ import numpy as np
 
 from hybrid_snn_control.hybrid.ratio import unit_counts
 
-__all__ = ["GraphCostModel", "StepCost"]
+__all__ = ["ENCODER_SYNOPS_UNIT", "GraphCostModel", "StepCost"]
 
 
 @dataclass
@@ -42,6 +43,10 @@ class StepCost:
     macs: float
     energy_pj: float
     firing_rate: list[float] = field(default_factory=list)  # per layer
+
+
+#: the encoder SynOps column of ``spike_count`` counts in this unit (fp16's max is 65504)
+ENCODER_SYNOPS_UNIT = 1000.0
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,7 @@ class RatioCost:
         per_layer = (
             spikes[0] if len(spikes) == 1 else spikes.mean(axis=0, dtype=np.float64)
         ).tolist()
-        encoder_acs = per_layer.pop() if m.encoder_synops_column else 0.0
+        encoder_acs = per_layer.pop() * ENCODER_SYNOPS_UNIT if m.encoder_synops_column else 0.0
         acs = float(sum(per_layer[:-1])) * self.fan_out  # spikes feed the layer above
         acs += encoder_acs
         n_s = self.n_spiking

@@ -132,15 +132,16 @@ class SpikingConvEncoder(nn.Module):
         return tuple(torch.zeros(batch_size, n, device=device, dtype=dtype) for n in sizes)
 
     def _synops(self, layer: int, spikes: Tensor) -> Tensor:
-        """Exact SynOps of ``spikes [N, C, H, W]`` entering conv ``layer``: ``[N]``."""
-        return (spikes * getattr(self, f"fan_out{layer}")).sum(dim=(1, 2, 3))
+        """Exact SynOps of ``spikes [N, C, H, W]`` entering conv ``layer``: ``[N]``, in
+        float32 (a busy scene's ~10^5 overflows an fp16 sum)."""
+        return (spikes.float() * getattr(self, f"fan_out{layer}").float()).sum(dim=(1, 2, 3))
 
     def step(self, events: Tensor, state: tuple[Tensor, ...] | None = None):
         """``events [B, C, H, W]`` → ``(features [B, F], state, synops [B])``."""
         x = (events > 0).to(self.convs[0].weight.dtype)
         if state is None:
             state = self.initial_state(x.shape[0], x.device, x.dtype)
-        synops = x.new_zeros(x.shape[0])
+        synops = x.new_zeros(x.shape[0], dtype=torch.float32)
         new_state = []
         for i, (conv, v) in enumerate(zip(self.convs, state)):
             synops = synops + self._synops(i, x)
@@ -151,7 +152,7 @@ class SpikingConvEncoder(nn.Module):
             )  # fmt: skip
             new_state.append(v)
             x = o.reshape(x.shape[0], *self.maps[i])
-        synops = synops + x.sum(dim=(1, 2, 3))  # one AC per spike into its pooling bin
+        synops = synops + x.float().sum(dim=(1, 2, 3))  # one AC per spike into its pooling bin
         return self.pool(x).flatten(1), tuple(new_state), synops.detach()
 
     def forward(self, events: Tensor, state: tuple[Tensor, ...] | None = None):
@@ -161,7 +162,7 @@ class SpikingConvEncoder(nn.Module):
         x = (events > 0).to(self.convs[0].weight.dtype).flatten(0, 1)
         if state is None:
             state = self.initial_state(B, x.device, x.dtype)
-        synops = x.new_zeros(T * B)
+        synops = x.new_zeros(T * B, dtype=torch.float32)
         new_state = []
         for i, (conv, v) in enumerate(zip(self.convs, state)):
             synops = synops + self._synops(i, x)
@@ -169,7 +170,7 @@ class SpikingConvEncoder(nn.Module):
             o, v = self._lif_sequence(cur, v)
             new_state.append(v)
             x = o.reshape(T * B, *self.maps[i])
-        synops = synops + x.sum(dim=(1, 2, 3))
+        synops = synops + x.float().sum(dim=(1, 2, 3))
         feats = self.pool(x).flatten(1).reshape(T, B, -1)
         return feats, tuple(new_state), synops.detach().reshape(T, B)
 

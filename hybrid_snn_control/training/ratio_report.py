@@ -303,9 +303,10 @@ def plot_study(
     points: Sequence[Model] = (("pure_rnn", 0.0), ("pure_snn", 1.0), ("direct_hybrid", 0.5)),
     encoders: dict[str, str] | None = None,
     ratios: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
+    pareto: dict[str, Sequence[str]] | None = None,
 ) -> dict[str, Path]:
     """``gap_closed_vs_ratio.png`` (one panel per shift, CI bands) and
-    ``energy_vs_score.png`` (Pareto front per encoder)."""
+    ``energy_vs_score.png`` (Pareto front per group of models, default one per encoder)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -339,20 +340,23 @@ def plot_study(
     fig.savefig(paths["gap_png"], dpi=110)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(6.0, 4.2))
-    for label, model in (encoders or {}).items():
-        cost = _cost_rows(rows, model)
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    groups = pareto or {label: [model] for label, model in (encoders or {}).items()}
+    short = {"hybrid": "", "hybrid_spk": "", "restored": "rest. ", "pure_rnn": "RNN ",
+             "pure_snn": "SNN ", "direct_hybrid": "direct "}  # fmt: skip
+    for label, models in groups.items():
         pts = sorted(
-            (a["energy_pj_per_step"] / 1e3, a["gap_closed"], a["ratio"])
-            for a in cost
+            (a["energy_pj_per_step"] / 1e3, a["gap_closed"], f"{short.get(m, m)}r={a['ratio']:g}")
+            for m in models
+            for a in _cost_rows(rows, m)
             if a.get("gap_closed") is not None
         )
         if not pts:
             continue
-        e, g, r = zip(*pts)
+        e, g, _ = zip(*pts)
         sc = ax.scatter(e, g, label=label)
-        for x, y, rr in pts:
-            ax.annotate(f"r={rr:g}", (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        for x, y, name in pts:
+            ax.annotate(name, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
         front, best = [], -math.inf  # cheapest-first: a point is on the front if it scores best
         for x, y, _ in pts:
             if y > best:
@@ -374,6 +378,11 @@ def plot_study(
 
 #: the study sweep's model names (docs/results.md, "The powered ratio study")
 STUDY_ENCODERS = {"dense conv encoder": "hybrid", "spiking conv encoder": "hybrid_spk"}
+#: the Pareto plot's groups: every dense-encoder model against the spiking-encoder one
+STUDY_PARETO = {
+    "dense conv encoder": ["hybrid", "restored", "pure_rnn", "pure_snn", "direct_hybrid"],
+    "spiking conv encoder": ["hybrid_spk"],
+}
 STUDY_LINES = {
     "one set of weights (dense enc.)": "hybrid",
     "HSTNN restored per ratio": "restored",
@@ -398,5 +407,5 @@ def write_study(rows: Sequence[dict[str, Any]], out: str | Path) -> dict[str, Pa
     paths = {"md": out / "ratio_study.md"}
     paths["md"].write_text(md)
     lines = {k: v for k, v in STUDY_LINES.items() if any(m == v for m, _ in present)}
-    paths.update(plot_study(rows, out, shifts, lines, encoders=STUDY_ENCODERS))
+    paths.update(plot_study(rows, out, shifts, lines, encoders=STUDY_ENCODERS, pareto=STUDY_PARETO))
     return paths

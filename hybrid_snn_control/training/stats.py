@@ -188,13 +188,16 @@ def paired_vs_baseline(
     out = []
     for (model, ratio, shift), rs in groups.items():
         pairs = [
-            (v, ref[rk(ratio, k)]) for r in rs for k, v in _worlds(r).items() if rk(ratio, k) in ref
+            (v, ref[rk(ratio, k)], r["seed"])
+            for r in rs
+            for k, v in _worlds(r).items()
+            if rk(ratio, k) in ref
         ]
         if not pairs:
             continue
-        a, b = zip(*pairs)
+        a, b, seeds = zip(*pairs)
         res: dict[str, Any] = {"model": model, "ratio": ratio, "shift": shift}
-        res.update(worlds=len(pairs), seeds=len({r["seed"] for r in rs}))
+        res.update(worlds=len(pairs), seeds=len(set(seeds)))  # seeds with a shared world
         res.update(_diff("score_diff", a, b, n_boot, seed))
         g = [
             (v, ref_g[rk(ratio, k)])

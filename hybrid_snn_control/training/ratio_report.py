@@ -209,8 +209,11 @@ def study_markdown(
     one_set: str = "hybrid",
     per_ratio: str = "restored",
     target: float = 0.03,
+    remedies: Sequence[str] = (),
 ) -> str:
-    """The three answers as Markdown tables (module docstring)."""
+    """The three answers as Markdown tables (module docstring); ``remedies``: other
+    one-set-of-weights models (e.g. trained with in-place distillation) whose hot-swap
+    gap is tabled too."""
     rows = with_gap_closed(rows)
     lines = [
         "Paired differences in gap closed on the same worlds (all training seeds pooled): "
@@ -242,12 +245,12 @@ def study_markdown(
                 f"{_hw(d0, d1)} |"
             )
         lines.append("")
-    for shift in shifts:
-        hs = hot_swap(rows, one_set, per_ratio, shift=shift)
+    for model, shift in ((m, s) for m in (one_set, *remedies) for s in shifts):
+        hs = hot_swap(rows, model, per_ratio, shift=shift)
         if not hs:
             continue
         lines += [
-            f"**(b) hot swap, {shift}: per-ratio restored − one set of weights**",
+            f"**(b) hot swap, {shift}: per-ratio restored − one set of weights (`{model}`)**",
             "",
             "| ratio | seeds | worlds | difference | half-width | within ±0.02 | one set worse | "
             "ratio of means | half-width, worlds for ±0.03 |",
@@ -403,7 +406,8 @@ def write_study(rows: Sequence[dict[str, Any]], out: str | Path) -> dict[str, Pa
         for r in (0.25, 0.5, 0.75)
         if (m, r) in present
     ]
-    md = study_markdown(rows, hybrids, shifts, STUDY_ENCODERS)
+    remedies = [m for m in ("hybrid_distill",) if any(p[0] == m for p in present)]
+    md = study_markdown(rows, hybrids, shifts, STUDY_ENCODERS, remedies=remedies)
     paths = {"md": out / "ratio_study.md"}
     paths["md"].write_text(md)
     lines = {k: v for k, v in STUDY_LINES.items() if any(m == v for m, _ in present)}

@@ -119,17 +119,22 @@ def test_reset_zeroes_the_encoder_membranes_of_finished_rows():
     assert any(float(v[1].abs().sum()) > 0 for v in enc)
 
 
-@pytest.mark.parametrize("backend", ["torchscript", "onnxruntime"])
-def test_exported_spiking_encoder_matches_eager_and_reports_its_cost(tmp_path, backend):
-    """60 steps, a ratio change at 30, batch 2: actions, every state (encoder membranes
-    included) and the per-step cost (encoder SynOps included) equal the eager torch step."""
-    ckpt = save_test_policy(
+def _spiking_checkpoint(tmp_path):
+    """A small spiking-encoder policy file (32 × 32 events, 8 + 8 units per layer)."""
+    return save_test_policy(
         tmp_path / "p.safetensors",
         event_shape=[2, 32, 32],
         hidden_size=8,
         encoder="spiking_conv",
         encoder_grid=3,
     )
+
+
+@pytest.mark.parametrize("backend", ["torchscript", "onnxruntime"])
+def test_exported_spiking_encoder_matches_eager_and_reports_its_cost(tmp_path, backend):
+    """60 steps, a ratio change at 30, batch 2: actions, every state (encoder membranes
+    included) and the per-step cost (encoder SynOps included) equal the eager torch step."""
+    ckpt = _spiking_checkpoint(tmp_path)
     events, proprio = input_sequence(60, 2, (2, 32, 32))
     runs = {}
     for name in ("torch", backend):
@@ -176,13 +181,7 @@ def test_fp16_graph_reports_a_busy_scene_s_encoder_synops(tmp_path):
     """A dense scene gives ~10^5 encoder SynOps, beyond fp16's 65504: the graph carries them
     in thousands, so an fp16 TorchScript graph still reports the fp32 count (to fp16
     precision) instead of inf."""
-    ckpt = save_test_policy(
-        tmp_path / "p.safetensors",
-        event_shape=[2, 32, 32],
-        hidden_size=8,
-        encoder="spiking_conv",
-        encoder_grid=3,
-    )
+    ckpt = _spiking_checkpoint(tmp_path)
     events = np.ones((2, 32, 32), np.float32)  # every pixel fired
     proprio = np.zeros(8, np.float32)
     costs = []

@@ -60,7 +60,7 @@ def test_membranes_carry_over_steps():
     state, fired = None, []
     for _ in range(3):
         feats, state, _ = enc.step(events, state)
-        fired.append(float(feats.sum()))
+        fired.append(float(feats.detach().sum()))
     assert fired == [0.0, 0.0, 1.0]
 
 

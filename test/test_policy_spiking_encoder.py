@@ -112,7 +112,8 @@ def test_fused_and_plain_sequences_give_the_same_gradients():
 def test_reset_zeroes_the_encoder_membranes_of_finished_rows():
     policy = _policy()
     events, proprio = (torch.from_numpy(a) for a in input_sequence(5, 2, (2, 32, 32)))
-    _, state = policy(events, proprio)
+    with torch.no_grad():
+        _, state = policy(events, proprio)
     state = policy.reset_state(state, torch.tensor([True, False]))
     enc = state.encoder
     assert all(float(v[0].abs().sum()) == 0 for v in enc)

@@ -4,6 +4,7 @@
 # Training seed s (0..4) is evaluated on evaluation seed 10+s (worlds no training or
 # tuning run touched), 10 s episodes: nominal 20 worlds per seed, flicker and slippery 8.
 # A job waits until its policy files exist; jobs are claimed with OUT/<job>.lock.
+# SHIFTS="dim noisy_sensor" KINDS=dense ...: other shifts / only some model groups.
 set -uo pipefail
 RUNS=${1:?}; SPK=${2:?}; OUT=${3:?}
 mkdir -p "$OUT"
@@ -29,11 +30,12 @@ job_files() {  # kind seed -> the --model arguments (empty if a file is missing)
   echo "${args[@]}"
 }
 jobs=()
-for shift in nominal flicker slippery; do
+for shift in ${SHIFTS:-nominal flicker slippery}; do
   for s in 0 1 2 3 4; do
-    jobs+=("dense $s $shift")
-    jobs+=("spk $s $shift")
-    [ "$s" -le 2 ] && jobs+=("ends $s $shift")
+    for kind in ${KINDS:-dense spk ends}; do
+      [ "$kind" = ends ] && [ "$s" -gt 2 ] && continue
+      jobs+=("$kind $s $shift")
+    done
   done
 done
 while :; do

@@ -319,20 +319,24 @@ def plot_study(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
-    fig, axes = plt.subplots(1, len(shifts), figsize=(4.2 * len(shifts), 3.6), squeeze=False)
-    for ax, shift in zip(axes[0], shifts):
-        for label, model in lines.items():
+    cols = min(4, len(shifts))
+    rows_n = math.ceil(len(shifts) / cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4.2 * cols, 3.4 * rows_n), squeeze=False)
+    for ax in axes.flat[len(shifts) :]:
+        ax.set_visible(False)
+    for ax, shift in zip(axes.flat, shifts):
+        for j, (label, model) in enumerate(lines.items()):  # fixed colours across panels
             pts = _band(rows, model, shift, ratios)
             if pts:
                 r, m, lo, hi = map(np.array, zip(*pts))
-                ax.plot(r, m, marker="o", label=label)
-                ax.fill_between(r, lo, hi, alpha=0.2)
+                ax.plot(r, m, marker="o", label=label, color=f"C{j}")
+                ax.fill_between(r, lo, hi, alpha=0.2, color=f"C{j}")
         for i, p in enumerate(points):
             pts = _band(rows, p[0], shift, [p[1]])
             if pts:
                 r, m, lo, hi = pts[0]
                 ax.errorbar([r], [m], yerr=[[m - lo], [hi - m]], fmt="sD^"[i % 3], capsize=3,
-                            label=_m(p))  # fmt: skip
+                            color=f"C{3 + i}", label=_m(p))  # fmt: skip
         ax.axhline(0.0, color="k", lw=0.8, ls=":")
         ax.set(title=shift, xlabel="spiking ratio r", ylabel="gap closed")
         ax.grid(alpha=0.3)

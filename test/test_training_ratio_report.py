@@ -110,6 +110,7 @@ def test_min_detectable_line_reports_the_worlds_a_target_needs():
         "gap_closed_diff_lo": 0.1,
         "gap_closed_diff_hi": 0.3,
         "gap_closed_diff_mde": MDE_Z * 0.3 / 10,  # sd 0.3 over 100 worlds
+        "gap_closed_diff_sd": 0.3,
     }
     line = paired_line(p, min_detectable=0.03)
     assert f"needs {worlds_needed(0.3, 0.03)} worlds" in line  # (1.96 · 0.3 / 0.03)² → 385

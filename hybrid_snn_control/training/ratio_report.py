@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from hybrid_snn_control.training.stats import (
-    min_detectable_effect,
     paired_bootstrap_ci,
+    paired_summary,
     with_gap_closed,
     worlds_needed,
 )
@@ -75,24 +75,17 @@ def paired_models(
     shared = sorted(set(va) & set(vb))
     if len(shared) < 2:
         return None
-    x, y = [va[k] for k in shared], [vb[k] for k in shared]
-    mean, lo, hi = paired_bootstrap_ci(x, y)
-    sd = float(np.std(np.subtract(x, y), ddof=1))
-    ratio = _ratio_estimate(rows, a, b, shift, target)
+    s = paired_summary([va[k] for k in shared], [vb[k] for k in shared])
     return {
-        **ratio,
+        **_ratio_estimate(rows, a, b, shift, target),
+        **s,
         "a": a,
         "b": b,
         "shift": shift,
-        "mean": mean,
-        "lo": lo,
-        "hi": hi,
-        "half_width": (hi - lo) / 2,
-        "sd": sd,
-        "mde": min_detectable_effect(np.subtract(x, y)),
+        "half_width": (s["hi"] - s["lo"]) / 2,
         "worlds": len(shared),
         "seeds": len({k[0] for k in shared}),
-        "worlds_for_target": worlds_needed(sd, target),
+        "worlds_for_target": worlds_needed(s["sd"], target),
     }
 
 

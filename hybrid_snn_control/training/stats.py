@@ -42,6 +42,7 @@ __all__ = [
     "gap_closed",
     "min_detectable_effect",
     "paired_bootstrap_ci",
+    "paired_summary",
     "paired_vs_baseline",
     "with_gap_closed",
     "worlds_needed",
@@ -116,6 +117,17 @@ def min_detectable_effect(diffs: Sequence[float], alpha: float = 0.05, power: fl
     return float(z * d.std(ddof=1) / math.sqrt(len(d)))
 
 
+def paired_summary(
+    a: Sequence[float], b: Sequence[float], n_boot: int = 10_000, seed: int = 0
+) -> dict[str, float]:
+    """``a − b`` per pair: ``mean`` with its bootstrap CI (``lo``, ``hi``), the sample
+    ``sd`` of the differences and the ``mde`` (both NaN below two pairs)."""
+    d = np.subtract(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
+    mean, lo, hi = paired_bootstrap_ci(a, b, n_boot, seed)
+    sd = float(d.std(ddof=1)) if len(d) > 1 else math.nan
+    return {"mean": mean, "lo": lo, "hi": hi, "sd": sd, "mde": min_detectable_effect(d)}
+
+
 # ---- evaluation rows -----------------------------------------------------------------------------
 def _worlds(row: dict[str, Any], key: str = "episode_scores") -> dict[tuple, float]:
     """``(shift, episode_s, world seed) -> value`` of one row (empty without per-world data)."""
@@ -164,9 +176,9 @@ def paired_vs_baseline(
     (and at the same ratio, when the baseline was evaluated at ratios).
 
     Pools the worlds of every seed.  Each result has ``worlds`` and ``seeds`` (counts),
-    ``score_diff`` with ``score_diff_lo`` / ``score_diff_hi`` (95 % CI) and
-    ``score_diff_mde`` (None below two worlds), and the same for ``gap_closed_diff``
-    over the worlds where both rows have a gap closed (``gap_worlds``; rows from
+    ``score_diff`` with ``score_diff_lo`` / ``score_diff_hi`` (95 % CI),
+    ``score_diff_mde`` and ``score_diff_sd`` (None below two worlds), and the same for
+    ``gap_closed_diff`` over the worlds where both rows have a gap closed (``gap_worlds``; rows from
     :func:`with_gap_closed`).  Models without a shared world are left out.
     """
     base_rows = [r for r in rows if r["model"] == baseline]
@@ -213,7 +225,8 @@ def paired_vs_baseline(
 
 
 def _diff(name: str, a, b, n_boot: int, seed: int) -> dict[str, float | None]:
-    mean, lo, hi = paired_bootstrap_ci(a, b, n_boot, seed)
-    mde = min_detectable_effect(np.subtract(a, b))
-    mde_or_none = mde if math.isfinite(mde) else None  # JSON has no NaN
-    return {name: mean, f"{name}_lo": lo, f"{name}_hi": hi, f"{name}_mde": mde_or_none}
+    s = paired_summary(a, b, n_boot, seed)
+    out: dict[str, float | None] = {name: s["mean"], f"{name}_lo": s["lo"], f"{name}_hi": s["hi"]}
+    for k in ("mde", "sd"):
+        out[f"{name}_{k}"] = s[k] if math.isfinite(s[k]) else None  # JSON has no NaN
+    return out

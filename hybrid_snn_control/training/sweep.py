@@ -47,12 +47,7 @@ from hybrid_snn_control.training.evaluate import (
     evaluate_policy,
 )
 from hybrid_snn_control.training.rollout import EnvSettings
-from hybrid_snn_control.training.stats import (
-    MDE_Z,
-    paired_vs_baseline,
-    with_gap_closed,
-    worlds_needed,
-)
+from hybrid_snn_control.training.stats import paired_vs_baseline, with_gap_closed, worlds_needed
 
 __all__ = [
     "SweepEntry",
@@ -307,10 +302,9 @@ def paired_line(
     )
     if "gap_closed_diff" in p:
         line += f", Δgap closed {_ci(p, 'gap_closed_diff', 2)} on {p['gap_worlds']} worlds"
-        g_mde = p.get("gap_closed_diff_mde")
-        if min_detectable is not None and g_mde is not None and p["gap_worlds"] > 1:
-            # the MDE is 2.80 sd/√n: back to sd, then n = (1.96 sd / h)²
-            need = worlds_needed(g_mde * math.sqrt(p["gap_worlds"]) / MDE_Z, min_detectable)
+        g_mde, g_sd = p.get("gap_closed_diff_mde"), p.get("gap_closed_diff_sd")
+        if min_detectable is not None and g_mde is not None and g_sd is not None:
+            need = worlds_needed(g_sd, min_detectable)
             line += f"; gap-closed MDE {g_mde:.3f}, ±{min_detectable:g} needs {need} worlds"
     return line
 

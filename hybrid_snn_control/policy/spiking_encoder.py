@@ -137,27 +137,18 @@ class SpikingConvEncoder(nn.Module):
         return (spikes.float() * getattr(self, f"fan_out{layer}").float()).sum(dim=(1, 2, 3))
 
     def step(self, events: Tensor, state: tuple[Tensor, ...] | None = None):
-        """``events [B, C, H, W]`` → ``(features [B, F], state, synops [B])``."""
-        x = (events > 0).to(self.convs[0].weight.dtype)
-        if state is None:
-            state = self.initial_state(x.shape[0], x.device, x.dtype)
-        synops = x.new_zeros(x.shape[0], dtype=torch.float32)
-        new_state = []
-        for i, (conv, v) in enumerate(zip(self.convs, state)):
-            synops = synops + self._synops(i, x)
-            cur = conv(x).flatten(1)
-            o, v = lif_dynamics(
-                cur, v, self.decay, self.threshold, False,
-                self.surrogate, self.surrogate_scale, False,
-            )  # fmt: skip
-            new_state.append(v)
-            x = o.reshape(x.shape[0], *self.maps[i])
-        synops = synops + x.float().sum(dim=(1, 2, 3))  # one AC per spike into its pooling bin
-        return self.pool(x).flatten(1), tuple(new_state), synops.detach()
+        """``events [B, C, H, W]`` → ``(features [B, F], state, synops [B])``: plain LIF
+        ops (what an exported graph traces)."""
+        feats, state, synops = self._run(events[None], state, self._lif_steps)
+        return feats[0], state, synops[0]
 
     def forward(self, events: Tensor, state: tuple[Tensor, ...] | None = None):
         """``events [T, B, C, H, W]`` → ``(features [T, B, F], state, synops [T, B])``:
-        the convolutions over all steps at once, the LIF recursion over time."""
+        the convolutions over all steps at once, the LIF recursion over time (the fused
+        kernel unless :func:`~hybrid_snn_control.neurons.fused.unfused`)."""
+        return self._run(events, state, self._lif_fused if fused_enabled() else self._lif_steps)
+
+    def _run(self, events: Tensor, state, lif):
         T, B = events.shape[:2]
         x = (events > 0).to(self.convs[0].weight.dtype).flatten(0, 1)
         if state is None:
@@ -166,23 +157,23 @@ class SpikingConvEncoder(nn.Module):
         new_state = []
         for i, (conv, v) in enumerate(zip(self.convs, state)):
             synops = synops + self._synops(i, x)
-            cur = conv(x).reshape(T, B, -1)
-            o, v = self._lif_sequence(cur, v)
+            o, v = lif(conv(x).reshape(T, B, -1), v)
             new_state.append(v)
             x = o.reshape(T * B, *self.maps[i])
-        synops = synops + x.float().sum(dim=(1, 2, 3))
+        synops = synops + x.float().sum(dim=(1, 2, 3))  # one AC per spike into its pooling bin
         feats = self.pool(x).flatten(1).reshape(T, B, -1)
         return feats, tuple(new_state), synops.detach().reshape(T, B)
 
-    def _lif_sequence(self, currents: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        if fused_enabled():
-            n = currents.shape[-1]
-            decay, thr = self.decay.expand(n), self.threshold.expand(n)
-            o_seq, v, _ = fused_alif(
-                currents, v, v, decay, thr, thr, thr, False, False, False,
-                self.surrogate, self.surrogate_scale,
-            )  # fmt: skip
-            return o_seq, v
+    def _lif_fused(self, currents: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        n = currents.shape[-1]
+        decay, thr = self.decay.expand(n), self.threshold.expand(n)
+        o_seq, v, _ = fused_alif(
+            currents, v, v, decay, thr, thr, thr, False, False, False,
+            self.surrogate, self.surrogate_scale,
+        )  # fmt: skip
+        return o_seq, v
+
+    def _lif_steps(self, currents: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         out = []
         for t in range(currents.shape[0]):
             o, v = lif_dynamics(

@@ -51,15 +51,17 @@ from hybrid_snn_control.hybrid.network import HybridNetwork
 from hybrid_snn_control.hybrid.ratio import check_ratio, unit_counts
 from hybrid_snn_control.policy.bundle import load_hybrid_policy
 
-POLICY_NOTES = [
+ENCODER_NOTE = (
     "encoder not exported (log1p + conv/ReLU: NIR has no ReLU or log); the graph input is "
-    "the core input [encoder features, normalized proprio]",
-    "tanh action head not exported (no NIR primitive); the graph output is the pre-tanh readout",
-]
+    "the core input [encoder features, normalized proprio]"
+)
 #: the spiking conv encoder (Conv2d + LIF) has NIR primitives, but is not exported yet
 SPIKING_ENCODER_NOTE = (
     "spiking conv encoder not exported (Conv2d + LIF layers; not written yet); the graph input "
     "is the core input [pooled encoder spikes, normalized proprio]"
+)
+HEAD_NOTE = (
+    "tanh action head not exported (no NIR primitive); the graph output is the pre-tanh readout"
 )
 
 __all__ = ["NIRExportError", "NIRReport", "export_nir", "export_nir_checkpoint", "lif_to_nir"]
@@ -154,9 +156,8 @@ def export_nir(
     ratio = check_ratio(ratio)
     report = NIRReport(ratio, dt)
     if hasattr(model, "core"):
-        report.notes += POLICY_NOTES
-        if getattr(model.encoder, "stateful", False):
-            report.notes[-2] = SPIKING_ENCODER_NOTE
+        encoder = SPIKING_ENCODER_NOTE if model.stateful_encoder else ENCODER_NOTE
+        report.notes += [encoder, HEAD_NOTE]
     n = net.hidden_size
     n_s, n_r = unit_counts(ratio, n)
     nodes: dict[str, object] = {"input": nir.Input({"input": np.array([net.input_size])})}

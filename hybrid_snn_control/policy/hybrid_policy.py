@@ -62,6 +62,8 @@ class EventEncoder(nn.Module):
     Dense MACs of the encoder are a function of shapes alone: :attr:`macs`.
     """
 
+    stateful = False  # (a SpikingConvEncoder keeps membranes)
+
     def __init__(self, cfg: PolicyConfig) -> None:
         super().__init__()
         c, h, w = cfg.event_shape
@@ -162,7 +164,7 @@ class HybridPolicy(PolicyInput):
 
     @property
     def stateful_encoder(self) -> bool:
-        return getattr(self.encoder, "stateful", False)
+        return self.encoder.stateful
 
     def initial_state(self, batch_size: int, device=None, dtype=None):
         core = self.core.initial_state(batch_size, device, dtype)

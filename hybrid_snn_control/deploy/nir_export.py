@@ -52,13 +52,13 @@ from hybrid_snn_control.hybrid.ratio import check_ratio, unit_counts
 from hybrid_snn_control.policy.bundle import load_hybrid_policy
 
 ENCODER_NOTE = (
-    "encoder not exported (log1p + conv/ReLU: NIR has no ReLU or log); the graph input is "
-    "the core input [encoder features, normalized proprio]"
+    "encoder and event floor not exported (log1p + conv/ReLU, top-k: NIR has no ReLU, log or "
+    "top-k); the graph input is the core input [encoder features, normalized proprio]"
 )
 #: the spiking conv encoder (Conv2d + LIF) has NIR primitives, but is not exported yet
 SPIKING_ENCODER_NOTE = (
-    "spiking conv encoder not exported (Conv2d + LIF layers; not written yet); the graph input "
-    "is the core input [pooled encoder spikes, normalized proprio]"
+    "spiking conv encoder and event floor not exported (Conv2d + LIF layers; not written yet); "
+    "the graph input is the core input [pooled encoder spikes, normalized proprio]"
 )
 HEAD_NOTE = (
     "tanh action head not exported (no NIR primitive); the graph output is the pre-tanh readout"

@@ -99,6 +99,15 @@ class PolicyConfig:
             "spiking_conv: conv LIF layers on the events, cost counted as SynOps"
         ),
     )
+    event_floor: Literal["none", "mean", "quantile"] = field(
+        default="none",
+        metadata=param(
+            description="per-frame background subtraction before the encoder (flicker, "
+            "sensor noise; policy/event_floor.py): none, mean, or the event_floor_quantile "
+            "of each polarity's pixel counts"
+        ),
+    )
+    event_floor_quantile: float = field(default=0.97, metadata=param(range=(0.5, 0.9999)))
     encoder_channels: list[int] = field(default_factory=lambda: [8, 16])
     encoder_grid: int = field(default=4, metadata=param(range=(1, 64)))
     encoder_decay: float = field(default=0.6, metadata=param(range=(0.0, 0.999)))

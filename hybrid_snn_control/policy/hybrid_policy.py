@@ -40,6 +40,7 @@ from hybrid_snn_control.hybrid.efficiency import EfficiencyReport, count_efficie
 from hybrid_snn_control.hybrid.network import HybridActivity, HybridNetwork, HybridState
 from hybrid_snn_control.neurons import state as state_utils
 from hybrid_snn_control.policy.config import PLASTICITY_NEEDS_HRSNN, PolicyConfig
+from hybrid_snn_control.policy.event_floor import EventFloor
 from hybrid_snn_control.policy.pooling import AdaptivePoolMatmul, fixed_pool
 from hybrid_snn_control.policy.spiking_encoder import SpikingConvEncoder
 
@@ -117,6 +118,8 @@ class PolicyInput(nn.Module):
     def __init__(self, cfg: PolicyConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        _, h, w = cfg.event_shape
+        self.floor = EventFloor(cfg.event_floor, cfg.event_floor_quantile, h, w)
         self.encoder = make_encoder(cfg)
         # Proprioception normalization, fitted from data by the trainer (set_normalization).
         self.register_buffer("proprio_mean", torch.zeros(cfg.proprio_size))
@@ -130,7 +133,8 @@ class PolicyInput(nn.Module):
         """Core input for any leading shape: ``events [..., C, H, W]``, ``proprio [..., P]``
         (stateless encoders; a stateful one goes through :meth:`HybridPolicy.encode`)."""
         lead = events.shape[:-3]
-        enc = self.encoder(events.reshape(-1, *events.shape[-3:])).reshape(*lead, -1)
+        frames = self.floor(events.reshape(-1, *events.shape[-3:]))
+        enc = self.encoder(frames).reshape(*lead, -1)
         return self._with_proprio(enc, proprio)
 
     def _with_proprio(self, enc: Tensor, proprio: Tensor) -> Tensor:
@@ -207,7 +211,7 @@ class HybridPolicy(PolicyInput):
         if not self.stateful_encoder:
             return self.features(events, proprio), None, None
         run = self.encoder if sequence else self.encoder.step
-        enc, enc_state, synops = run(events, enc_state)
+        enc, enc_state, synops = run(self.floor(events), enc_state)
         return self._with_proprio(enc, proprio), enc_state, synops
 
     #: None: any ratio in [0, 1] (an HRSNN core is all spiking: 1.0).

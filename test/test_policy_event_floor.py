@@ -1,0 +1,106 @@
+"""The per-frame event floor (policy/event_floor.py): what it removes, what it keeps, and
+that it is part of every deployed graph."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from deploy_fixtures import input_sequence, make_policy, save_test_policy
+
+from hybrid_snn_control.deploy.runtime import load_runtime
+from hybrid_snn_control.policy import load_policy
+from hybrid_snn_control.policy.event_floor import EventFloor
+
+TOL_FP32 = 1e-5
+
+
+def _sparse_frame(seed: int = 0, shape=(2, 32, 32), active: float = 0.02) -> torch.Tensor:
+    """A nominal-like frame: about 2 % of the pixels with 1-5 events (a moving edge)."""
+    g = torch.Generator().manual_seed(seed)
+    counts = torch.randint(1, 6, shape, generator=g).float()
+    return counts * (torch.rand(shape, generator=g) < active)
+
+
+def test_a_sparse_frame_passes_the_quantile_floor_unchanged():
+    frame = _sparse_frame()
+    floor = EventFloor("quantile", 0.97, 32, 32)
+    assert torch.equal(floor(frame), frame)
+    assert floor.k == 31  # ceil(0.03 * 1024)
+    # the mean floor is never exactly 0 on a frame with events: it shifts every count
+    assert not torch.equal(EventFloor("mean", 0.97, 32, 32)(frame), frame)
+    assert torch.equal(EventFloor("none", 0.97, 32, 32)(frame), frame)
+
+
+@pytest.mark.parametrize("level", [1.0, 2.0, 3.0])
+def test_a_global_brightness_step_is_removed_per_polarity(level):
+    """Flicker: every pixel fires ``level`` more ON events; the moving edge stays."""
+    frame = _sparse_frame(1)
+    flicker = frame.clone()
+    flicker[0] += level  # ON everywhere, OFF untouched
+    out = EventFloor("quantile", 0.97, 32, 32)(flicker)
+    assert torch.equal(out, frame)
+
+
+def test_dense_shot_noise_is_mostly_removed_and_a_strong_edge_kept():
+    g = torch.Generator().manual_seed(2)
+    noise = (torch.rand(2, 32, 32, generator=g) < 0.3).float()  # 30 % of pixels, 1 event
+    edge = torch.zeros(2, 32, 32)
+    edge[0, 10:14, 16] = 4.0
+    out = EventFloor("quantile", 0.97, 32, 32)(noise + edge)
+    assert out[0, 10:14, 16].min() >= 3.0  # the edge keeps all but the noise level
+    assert (out > 0).float().mean() < 0.01  # about 30 % -> under 1 % of the pixels
+
+
+def test_leading_dimensions_are_independent_frames():
+    frames = torch.stack([_sparse_frame(s) + s for s in range(6)]).reshape(2, 3, 2, 32, 32)
+    floor = EventFloor("quantile", 0.9, 32, 32)
+    want = torch.stack([floor(f) for f in frames.reshape(6, 2, 32, 32)]).reshape(frames.shape)
+    assert torch.equal(floor(frames), want)
+
+
+def test_settings_are_validated():
+    with pytest.raises(ValueError, match="event_floor must be"):
+        EventFloor("median", 0.97, 8, 8)
+    with pytest.raises(ValueError, match="quantile"):
+        EventFloor("quantile", 1.0, 8, 8)
+
+
+@pytest.mark.parametrize("encoder", ["conv", "spiking_conv"])
+def test_policy_with_a_floor_step_equals_sequence(encoder):
+    policy = make_policy(
+        hidden_size=8, event_shape=[2, 16, 16], encoder=encoder, event_floor="quantile"
+    ).eval()
+    events, proprio = (torch.from_numpy(a) for a in input_sequence(12, 2, (2, 16, 16)))
+    with torch.no_grad():
+        seq, _ = policy(events, proprio)
+        state, steps = None, []
+        for t in range(events.shape[0]):
+            a, state = policy.step(events[t], proprio[t], state)
+            steps.append(a)
+    torch.testing.assert_close(torch.stack(steps), seq, atol=1e-6, rtol=0)
+    # and the floor changes what the policy does on these dense frames
+    plain = make_policy(hidden_size=8, event_shape=[2, 16, 16], encoder=encoder).eval()
+    with torch.no_grad():
+        assert not torch.allclose(plain(events, proprio)[0], seq)
+
+
+@pytest.mark.parametrize("mode", ["quantile", "mean"])
+def test_exported_graphs_carry_the_floor(tmp_path, mode):
+    """TorchScript and ONNX Runtime against eager over 30 steps of dense Poisson frames
+    (where the floor is not 0), batch 2, with a ratio change."""
+    ckpt = save_test_policy(tmp_path / "p.safetensors", hidden_size=8, event_floor=mode)
+    policy, _ = load_policy(ckpt)
+    assert policy.cfg.event_floor == mode
+    events, proprio = input_sequence(30, 2)
+    runs = {}
+    for backend in ("torch", "torchscript", "onnxruntime"):
+        rt = load_runtime(ckpt, backend, batch_size=2)
+        actions = []
+        for t in range(30):
+            if t == 15:
+                rt.set_ratio(0.25)
+            actions.append(rt.step(events[t], proprio[t]))
+        runs[backend] = np.array(actions)
+    for backend in ("torchscript", "onnxruntime"):
+        assert np.abs(runs[backend] - runs["torch"]).max() <= TOL_FP32, backend

@@ -128,3 +128,34 @@ def test_hsc_train_resumes_a_killed_run_to_the_same_policy(
     uninterrupted, _ = load_policy(trained)
     for (name, a), b in zip(uninterrupted.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_hsc_train_finetune_continues_a_policy_file_on_its_run_data(trained, config, tmp_path):
+    """``--pipeline finetune``: starts from the given policy's weights and ranking, seeds the
+    aggregate with the earlier run's episode rounds, adds its own DAgger rounds in the
+    training ranges it is given, and refuses a policy of another architecture."""
+    start, start_meta = load_policy(trained)
+    earlier = trained.parent / "run"
+    run_dir, out = tmp_path / "ft", tmp_path / "ft.safetensors"
+    args = ["train", "--config", str(config), "--run-dir", str(run_dir), "--out", str(out)]
+    ft = ["--pipeline", "finetune", "--init", str(trained), "--no-progress"]
+    edge = ["--set", "env.train_ranges=to_the_edge"]
+    assert main([*args, *ft, "--data", str(earlier), *edge]) == 0
+    policy, meta = load_policy(out)
+    assert meta["pipeline"] == "finetune" and meta["ranking"] == start_meta["ranking"]
+    assert meta["imitation_config"]["env"]["train_ranges"] == "to_the_edge"
+    assert policy.spiking_ratio == start.spiking_ratio
+    # the earlier run's 4 + 2 + 2 episodes, then one DAgger round of 2 (beta_1 = 0.5)
+    assert meta["stage_meta"]["train"]["episodes"] == 8 + 2
+    assert [r["beta"] for r in meta["rollouts"]] == [0.5]
+    (stage,) = run_dir.glob("finetune-*/")  # named by the start file: new worlds per start
+    assert sorted(p.name for p in stage.glob("dagger_*.npz")) == ["dagger_000.npz"]
+    changed = [
+        n for n, a in start.state_dict().items() if not torch.equal(a, policy.state_dict()[n])
+    ]
+    assert changed  # trained further, from the start weights (the ranking buffers kept)
+    assert not any(n.endswith("_rank") for n in changed)
+
+    bigger = ["--set", "policy.hidden_size=6"]
+    assert main([*args[:4], str(tmp_path / "ft2"), *args[5:], *ft, *bigger]) == 2
+    assert main([*args[:4], str(tmp_path / "ft3"), *args[5:], "--init", str(trained)]) == 2

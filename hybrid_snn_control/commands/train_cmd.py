@@ -9,6 +9,8 @@
     hsc train --out runs/p/policy.safetensors --restore-each 0 0.5 1   # + per-ratio models
     hsc train --pipeline direct --ratio 0 --out runs/p/pure_rnn.safetensors    # baselines
     hsc train ... --resume            # continue a killed run (same --run-dir)
+    hsc train --pipeline finetune --init runs/p/policy.safetensors --data runs/p \
+        --set env.train_ranges=to_the_edge --run-dir runs/p2    # continue a trained policy
     hsc eval --checkpoint runs/p/policy.safetensors --ratio 0.25 --shift dim --episodes 8
     hsc sweep --model hybrid=runs/p/policy.safetensors --shifts nominal dim flicker slippery
 
@@ -35,7 +37,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     t.add_argument("--out", default=None, help="policy file (default <run-dir>/policy.safetensors)")
     t.add_argument("--run-dir", default=None, help="stage runs and checkpoints (hstnn.out_dir)")
-    t.add_argument("--pipeline", choices=("hstnn", "direct"), default="hstnn")
+    t.add_argument(
+        "--pipeline",
+        choices=("hstnn", "direct", "finetune"),
+        default="hstnn",
+        help="finetune: continue --init with the restoration stage and new DAgger rounds",
+    )
+    t.add_argument(
+        "--init", default=None, help="finetune: the policy file (or task model) to continue"
+    )
+    t.add_argument(
+        "--data",
+        nargs="+",
+        default=(),
+        metavar="DIR",
+        help="seed the DAgger aggregate with the dagger_*.npz rounds of earlier runs",
+    )
     t.add_argument(
         "--core",
         choices=("hybrid", "hrsnn"),
@@ -206,6 +223,8 @@ def run_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         device=args.device,
         progress=not args.no_progress,
+        init=args.init,
+        data=args.data,
     )
     return 0
 

@@ -98,6 +98,8 @@ class PolicySettings:
     encoder_grid: int = field(default=3, metadata=param(range=(1, 64)))
     encoder_decay: float = field(default=0.6, metadata=param(range=(0.0, 0.999)))
     encoder_threshold: float = field(default=0.5, metadata=param(range=(1e-3, 100.0)))
+    event_floor: Literal["none", "mean", "quantile"] = "none"
+    event_floor_quantile: float = field(default=0.97, metadata=param(range=(0.5, 0.9999)))
 
 
 @dataclass

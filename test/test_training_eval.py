@@ -145,7 +145,9 @@ def test_hsc_eval_json_and_bad_input(tiny_policy, capsys):
 def test_shipped_policy_loads_and_carries_its_ranking():
     assert default_policy_path().stat().st_size < 600_000
     policy, meta = load_default_policy()
-    assert meta["task"] == "pursuit" and meta["pipeline"] == "hstnn"
+    # the HSTNN stages, then fine-tunes with the event floor (docs/studies/train_shipped.sh)
+    assert meta["task"] == "pursuit" and meta["pipeline"] in ("hstnn", "finetune")
+    assert policy.cfg.event_floor == meta["imitation_config"]["policy"]["event_floor"]
     n = policy.cfg.hidden_size
     for layer, summary in zip(policy.core.layers, meta["ranking"]):
         assert sorted(summary["spiking"]) == list(range(n))

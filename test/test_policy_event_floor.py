@@ -104,3 +104,37 @@ def test_exported_graphs_carry_the_floor(tmp_path, mode):
         runs[backend] = np.array(actions)
     for backend in ("torchscript", "onnxruntime"):
         assert np.abs(runs[backend] - runs["torch"]).max() <= TOL_FP32, backend
+
+
+def test_shipped_policy_fp16_onnx_keeps_the_floor(tmp_path):
+    """The shipped file's floor (a TopK) in a half-precision ONNX graph, as a Jetson runs
+    it: its actions track the fp32 eager policy on frames with a non-zero floor (within
+    the 2e-2 of the other fp16 checks) and not the same weights without the floor."""
+    import dataclasses
+
+    from hybrid_snn_control.deploy.export import export_checkpoint
+    from hybrid_snn_control.policy import HybridPolicy, default_policy_path, save_policy
+
+    ckpt = default_policy_path()
+    policy, _ = load_policy(ckpt)
+    if policy.cfg.event_floor == "none":
+        pytest.skip("the shipped policy has no event floor")
+    export_checkpoint(ckpt, tmp_path / "half.onnx", "onnx", fp16=True)
+    half = load_runtime(tmp_path / "half.onnx", "onnxruntime", batch_size=1)
+    eager = load_runtime(ckpt, "torch", batch_size=1)
+    plain = HybridPolicy(dataclasses.replace(policy.cfg, event_floor="none"))
+    plain.load_state_dict(policy.state_dict())
+    save_policy(tmp_path / "plain.safetensors", plain.eval(), extra={"task": "test"})
+    no_floor = load_runtime(tmp_path / "plain.safetensors", "torch", batch_size=1)
+    rng = np.random.default_rng(0)
+    proprio = np.zeros((1, policy.cfg.proprio_size), np.float32)
+    worst, apart = 0.0, 0.0
+    for t in range(60):
+        active = 0.25 if t % 3 == 2 else 0.02  # every third frame: a flicker-like floor
+        frame = rng.integers(1, 4, (1, 2, 32, 32)) * (rng.random((1, 2, 32, 32)) < active)
+        want = eager.step(frame.astype(np.float32), proprio)
+        got = half.step(frame.astype(np.float16), proprio.astype(np.float16))
+        other = no_floor.step(frame.astype(np.float32), proprio)
+        worst = max(worst, float(np.abs(np.asarray(got, np.float32) - want).max()))
+        apart = max(apart, float(np.abs(other - want).max()))
+    assert worst <= 2e-2 and apart > 0.1

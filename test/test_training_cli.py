@@ -159,3 +159,4 @@ def test_hsc_train_finetune_continues_a_policy_file_on_its_run_data(trained, con
     bigger = ["--set", "policy.hidden_size=6"]
     assert main([*args[:4], str(tmp_path / "ft2"), *args[5:], *ft, *bigger]) == 2
     assert main([*args[:4], str(tmp_path / "ft3"), *args[5:], "--init", str(trained)]) == 2
+    assert main([*args[:4], str(tmp_path / "ft4"), *args[5:], "--data", str(earlier)]) == 2

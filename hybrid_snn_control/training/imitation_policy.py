@@ -91,6 +91,8 @@ def train_policy(
         raise ValueError(f"pipeline must be one of {', '.join(PIPELINES)}, got {pipeline!r}")
     if (pipeline == "finetune") != (init is not None):
         raise ValueError("--init FILE goes with --pipeline finetune (and finetune needs it)")
+    if data and pipeline != "finetune":  # adaptation would skip its BC round on seeded data
+        raise ValueError("--data seeds a fine-tune's aggregate: use it with --pipeline finetune")
     stages = stage_settings(task, run_dir, device, progress, ratio)
     run_dir = Path(stages.out_dir)
     if run_dir.exists() and any(run_dir.iterdir()) and not resume:

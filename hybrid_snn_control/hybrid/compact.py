@@ -64,16 +64,20 @@ class _CompactLayer(nn.Module):
         ):
             self.register_buffer(name, torch.zeros(shape))
 
-    def forward(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-        new_state: list[Tensor] = []
+    def forward(self, x: Tensor, state: list[Tensor], i: int, new_state: list[Tensor]) -> Tensor:
+        """Reads this layer's fields from ``state`` at ``i`` on, appends the next ones to
+        ``new_state`` (no per-layer lists) and returns the layer's output."""
+        # a[..., i:j], not a[:, i:j] (one aten::slice instead of two; narrow() trips the
+        # frozen graph's shape propagation in torch 2.13), and branch conditions on the unit
+        # counts alone: frozen, the counts are constants and the branches fold away. At
+        # batch 1 the step is bound by interpreter ops, not by arithmetic.
         parts: list[Tensor] = []
         n_s, n_r = self.n_s, self.n_r
         a = torch.addmm(self.bx, x, self.wx_t)
-        i = 0
         if n_s > 0:
-            u = torch.addcmul(a[:, :n_s], self.decay, state[0])
+            u = torch.addcmul(a[..., :n_s], self.decay, state[i])
             if self.adaptive:
-                theta = torch.addcmul(self.threshold, self.beta, state[1])
+                theta = torch.addcmul(self.threshold, self.beta, state[i + 1])
             else:
                 theta = self.threshold
             fired = u > theta
@@ -81,34 +85,33 @@ class _CompactLayer(nn.Module):
             v = u - o * theta if self.subtract else u.masked_fill(fired, 0.0)
             new_state.append(v)
             if self.adaptive:
-                new_state.append(torch.addcmul(o, self.rho, state[1]))
-                i = 2
+                new_state.append(torch.addcmul(o, self.rho, state[i + 1]))
+                i += 2
             else:
-                i = 1
+                i += 1
             parts.append(o)
         if n_r > 0:
             h = state[i]
+            ax = a[..., n_s:]
             if self.recurrent == "lstm":
-                gates = torch.addmm(a[:, n_s:], h, self.wh_t)
-                sig = torch.sigmoid(gates[:, : 3 * n_r])
-                g = torch.tanh(gates[:, 3 * n_r :])
-                c = torch.addcmul(sig[:, n_r : 2 * n_r] * state[i + 1], sig[:, :n_r], g)
-                h = sig[:, 2 * n_r :] * torch.tanh(c)
+                gates = torch.addmm(ax, h, self.wh_t)
+                sig = torch.sigmoid(gates[..., : 3 * n_r])
+                g = torch.tanh(gates[..., 3 * n_r :])
+                c = torch.addcmul(sig[..., n_r : 2 * n_r] * state[i + 1], sig[..., :n_r], g)
+                h = sig[..., 2 * n_r :] * torch.tanh(c)
                 new_state.append(h)
                 new_state.append(c)
             elif self.recurrent == "gru":
                 gh = torch.addmm(self.bh, h, self.wh_t)
-                gx = a[:, n_s:]
-                rz = torch.sigmoid(gx[:, : 2 * n_r] + gh[:, : 2 * n_r])
-                n = torch.tanh(torch.addcmul(gx[:, 2 * n_r :], rz[:, :n_r], gh[:, 2 * n_r :]))
-                h = torch.addcmul(n, rz[:, n_r:], h - n)
+                rz = torch.sigmoid(ax[..., : 2 * n_r] + gh[..., : 2 * n_r])
+                n = torch.tanh(torch.addcmul(ax[..., 2 * n_r :], rz[..., :n_r], gh[..., 2 * n_r :]))
+                h = torch.addcmul(n, rz[..., n_r:], h - n)
                 new_state.append(h)
             else:
-                h = torch.tanh(torch.addmm(a[:, n_s:], h, self.wh_t))
+                h = torch.tanh(torch.addmm(ax, h, self.wh_t))
                 new_state.append(h)
             parts.append(h)
-        out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
-        return out, new_state
+        return torch.cat(parts, dim=-1) if n_s > 0 and n_r > 0 else parts[0]
 
 
 class CompactHybridStep(nn.Module):
@@ -244,14 +247,14 @@ class CompactHybridStep(nn.Module):
                 count += self._spiking_fields()
             if self.n_r[k] > 0:
                 count += self._recurrent_fields()
-            h, layer_state = layer(h, state[i : i + count])
-            new_state += layer_state
+            h = layer(h, state, i, new_state)
             i += count
         n_s = self.n_s[-1]
         trace = state[i]
         if n_s > 0:
-            trace = torch.add(h[:, :n_s] * (1.0 - self.rate_decay), trace, alpha=self.rate_decay)
-            features = torch.cat([trace, h[:, n_s:]], dim=-1)
+            # decay * trace + (1 - decay) * spikes, one op
+            trace = torch.lerp(h[..., :n_s], trace, self.rate_decay)
+            features = torch.cat([trace, h[..., n_s:]], dim=-1)
         else:
             features = h
         new_state.append(trace)

@@ -88,6 +88,39 @@ def test_dart_noise_perturbs_the_executed_action_not_the_label():
         env.close()
 
 
+def test_disturbance_is_a_slow_push_on_the_executed_action_with_clean_labels():
+    envs = make_envs(TINY_ENV)
+    try:
+        clean, _ = collect_episodes(envs, None, [5, 6])
+        rng = np.random.default_rng(2)
+        pushed, _ = collect_episodes(
+            envs, None, [5, 6], rng=rng, disturbance=0.5, disturbance_tau_steps=10.0
+        )
+        with pytest.raises(ValueError, match="disturbance"):
+            collect_episodes(envs, None, [5, 6], disturbance=-0.1)
+    finally:
+        envs.close()
+    assert not np.array_equal(clean[0].proprio[5:], pushed[0].proprio[5:])
+    # replay: labels are the expert's clean actions; the executed action is label + an
+    # OU push (keep = 1 - 1/tau, stationary std 0.5) drawn for both envs each step
+    env = make_envs(TINY_ENV, num_envs=1)
+    rng, push = np.random.default_rng(2), np.zeros((2, 2))
+    keep = 1.0 - 1.0 / 10.0
+    pushes = []
+    try:
+        env.reset(seed=[5])
+        for t in range(len(pushed[0])):
+            label = np.stack(env.call("expert_action"))[0]
+            np.testing.assert_array_equal(pushed[0].expert[t], label)
+            push = keep * push + 0.5 * np.sqrt(1 - keep**2) * rng.normal(size=(2, 2))
+            pushes.append(push[0].copy())
+            env.step(np.clip(label + push[0], -1, 1)[None].astype(np.float32))
+    finally:
+        env.close()
+    lag1 = np.corrcoef(np.array(pushes)[1:, 0], np.array(pushes)[:-1, 0])[0, 1]
+    assert lag1 > 0.6  # slow: consecutive pushes are alike (white noise would give ~0)
+
+
 def _aux_student() -> StudentWithAux:
     torch.manual_seed(0)
     cfg = PolicyConfig(event_shape=[2, 16, 16], hidden_size=8, encoder_channels=[4])

@@ -137,6 +137,19 @@ class ImitationConfig:
             "(labels stay clean)",
         ),
     )
+    disturbance: float = field(
+        default=0.0,
+        metadata=param(
+            range=(0.0, 1.0),
+            description="collection: stationary std of a slow (Ornstein-Uhlenbeck) push on "
+            "every executed action, expert's or student's (labels stay clean): recovery "
+            "states with the target near the edge of the view or out of it; 0: off",
+        ),
+    )
+    disturbance_tau_s: float = field(
+        default=0.5,
+        metadata=param(range=(0.01, 60.0), description="correlation time of the push, seconds"),
+    )
     sandwich: bool = field(
         default=False,
         metadata=param(
@@ -449,6 +462,8 @@ class ImitationTask:
             coin,
             masks_fn,
             action_noise=cfg.action_noise,
+            disturbance=cfg.disturbance,
+            disturbance_tau_steps=cfg.disturbance_tau_s * envs.get_attr("control_hz")[0],
         )
         data = EpisodeDataset(episodes)
         if run.is_main:

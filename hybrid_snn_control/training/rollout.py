@@ -16,6 +16,7 @@ trainer import the evaluator without the evaluator importing the trainer::
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -237,6 +238,8 @@ def collect_episodes(
     record: bool = True,
     on_step: Callable[[dict[str, np.ndarray]], None] | None = None,
     action_noise: float = 0.0,
+    disturbance: float = 0.0,
+    disturbance_tau_steps: float = 25.0,
 ) -> tuple[list[Episode], list[dict[str, float]]]:
     """Run one episode per seed (``len(seeds)`` a multiple of the vector width).
 
@@ -246,7 +249,12 @@ def collect_episodes(
     ``on_step(obs)`` sees every observation the policy sees.  ``action_noise`` (DART,
     Laskey et al. 2017): where the expert acts, its executed action is perturbed by
     N(0, σ²) (clipped to [-1, 1]) so the data covers the states a student's errors lead
-    to; the labels stay the expert's clean actions.  Episodes also record
+    to; the labels stay the expert's clean actions.  ``disturbance``: whoever acts, the
+    executed action also gets a slow push, an Ornstein–Uhlenbeck process of stationary
+    std ``disturbance`` and correlation time ``disturbance_tau_steps`` (white noise
+    averages out within a few steps; a push lasting ~½ s turns the rover away until the
+    target nears the edge of the view or leaves it, the states a fast target causes),
+    again with clean labels.  Episodes also record
     ``env.privileged_state()`` per step (training-only labels).  Returns the recorded
     episodes and each episode's ``info["episode_metrics"]`` (+ ``return``,
     ``expert_fraction``).
@@ -257,6 +265,13 @@ def collect_episodes(
         raise ValueError(f"len(seeds)={len(seeds)} must be a multiple of num_envs={n}")
     if policy is None and beta < 1.0:
         raise ValueError("beta < 1 needs a student policy")
+    if disturbance < 0 or disturbance_tau_steps <= 0:
+        raise ValueError(
+            f"need disturbance >= 0 and disturbance_tau_steps > 0, got {disturbance}, "
+            f"{disturbance_tau_steps}"
+        )
+    keep = 1.0 - 1.0 / max(disturbance_tau_steps, 1.0)  # OU: x <- keep x + sd eps
+    kick = disturbance * math.sqrt(1.0 - keep**2)
     device = next(policy.parameters()).device if policy is not None else torch.device("cpu")
     was_training = policy.training if policy is not None else False
     if policy is not None:
@@ -271,6 +286,7 @@ def collect_episodes(
         alive = np.ones(n, bool)
         length, ret, by_expert = np.zeros(n, int), np.zeros(n), np.zeros(n)
         ep_metrics: list[dict[str, float]] = [{} for _ in range(n)]
+        push = np.zeros((n, envs.single_action_space.shape[0]))
         while alive.any():
             expert = np.stack(envs.call("expert_action")).astype(np.float32)
             if record:
@@ -289,6 +305,9 @@ def collect_episodes(
             if action_noise > 0:  # only where the expert acts: its label stays clean
                 noise = rng.normal(0.0, action_noise, action.shape) * use_expert[:, None]
                 action = np.clip(action + noise, -1.0, 1.0)
+            if disturbance > 0:  # whoever acts; labels stay clean
+                push = keep * push + kick * rng.normal(size=push.shape)
+                action = np.clip(action + push, -1.0, 1.0)
             obs, reward, term, trunc, info = envs.step(action.astype(np.float32))
             length += alive
             ret += reward * alive

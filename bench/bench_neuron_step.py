@@ -10,8 +10,7 @@ references have ``hidden`` units per layer. Targets (issues 3, 17): the ratio-sw
 step (``SwitchableHybridStep``: compact weights regathered and frozen at ``set_ratio``)
 <= 1.0x LSTMCell net, <= 0.3x snnTorch; its ``set_ratio`` times (first visit of a ratio,
 and a return to one already visited, state remapped) are printed too. The machine is
-shared: timings are noisy, compare ratios
-of one run.
+shared: timings are noisy, compare ratios of one run.
 """
 
 from __future__ import annotations

@@ -270,7 +270,8 @@ def collect_episodes(
             f"need disturbance >= 0 and disturbance_tau_steps > 0, got {disturbance}, "
             f"{disturbance_tau_steps}"
         )
-    keep = 1.0 - 1.0 / max(disturbance_tau_steps, 1.0)  # OU: x <- keep x + sd eps
+    # OU: x <- keep x + kick eps; a correlation time under one step is white noise (keep 0)
+    keep = 1.0 - 1.0 / max(disturbance_tau_steps, 1.0)
     kick = disturbance * math.sqrt(1.0 - keep**2)
     device = next(policy.parameters()).device if policy is not None else torch.device("cpu")
     was_training = policy.training if policy is not None else False

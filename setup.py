@@ -22,8 +22,9 @@ VERSION = re.search(r"<version>([^<]+)</version>", (HERE / "package.xml").read_t
 #   robot  deploy/runtime.py's ONNX Runtime path: onnxruntime runs the graph and reads the
 #          ``hsc_meta`` stored in the .onnx file.  No torch, no safetensors, no onnx.
 #          ros/mcap_record.py + replay.py: mcap writes / reads run recordings.
-#          events/evt3_stream.py: evt3 (Rust EVT 3.0 decoder) for event_camera_node's
-#          EventPackets; optional there (numpy decodes the same events without it, slower).
+#          events/evt3_compiled.py: numba compiles our EVT 3.0 decoder for
+#          event_camera_node's EventPackets; events/evt3_stream.py: evt3 (Rust EVT 3.0
+#          decoder) the next choice.  Both optional (numpy decodes the same events, slower).
 #   torch  neurons/, hybrid/, policy/ (safetensors.torch checkpoints), events/encoders,
 #          the torch / TorchScript runtimes
 #   sim    sim/ (mujoco, gymnasium, scipy.sparse), `hsc sim` / `hsc events` previews
@@ -39,6 +40,7 @@ ROBOT = [
     "onnxruntime>=1.18",
     "mcap>=1.1",
     "evt3>=0.4",  # manylinux wheels
+    "numba>=0.60",  # manylinux / aarch64 wheels (llvmlite)
 ]
 TORCH = [
     # The CPU wheel; an unpinned torch pulls a multi-GB CUDA build.

@@ -10,7 +10,8 @@
   and row-ordered events that use EVT 3.0 vectors) vs a per-event ``struct`` decoder; with
   the ``evt3`` package installed, the package alone vs ``evt3_decode``, and the event node's
   path (``Evt3StreamDecoder`` over 256 KiB packets -> EVENT_DTYPE) with the package backend
-  vs the numpy backend, same run, same output checked.
+  vs the numpy backend; with numba too, our compiled decoder (``evt3_compiled``) alone and in
+  the node path vs the package (the reference there), same run, same output checked.
 * encoders: ``event_frame``, ``voxel_grid``, ``time_surface`` vs per-event loops.
 
 Single thread (``torch.set_num_threads(1)``; numpy here is single threaded).  Times are
@@ -192,6 +193,7 @@ def evt3_node_path(payload: bytes, backend: str):
 def bench_decoders(n_events, n_ref, repeats):
     from hybrid_snn_control.events import make_events
     from hybrid_snn_control.events.codecs import (
+        Evt3State,
         evt3_decode,
         evt3_encode,
         mono_decode,
@@ -274,11 +276,37 @@ def bench_decoders(n_events, n_ref, repeats):
             same = np.array_equal(np.concatenate(fast()), np.concatenate(ref()))
             assert same, f"{name}: the two backends disagree"
             cases.append((name, n, fast, ref))
+    from hybrid_snn_control.events import evt3_compiled
+
+    if evt3_package is not None and evt3_compiled.compiled_available():
+        for name, payload, n in (
+            ("evt3 compiled alone vs package (random)", evt3_rand, ev.size),
+            ("evt3 compiled alone vs package (row bursts)", evt3_rows, rows.size),
+        ):  # ours compiled (numba) vs the package, whole payload, same events checked
+            words = np.frombuffer(payload, "<u2")
+            ours = evt3_compiled.evt3_decode_compiled(words, Evt3State())
+            assert np.array_equal(ours, evt3_decode(payload)), f"{name}: disagree"
+            cases.append(
+                (
+                    name,
+                    n,
+                    lambda w=words: evt3_compiled.evt3_decode_compiled(w, Evt3State()),
+                    lambda p=payload: evt3_package.decode_bytes(p, 640, 480),
+                )
+            )
+        for name, payload, n in (
+            ("evt3 node path numba vs package (random)", evt3_rand, ev.size),
+            ("evt3 node path numba vs package (row bursts)", evt3_rows, rows.size),
+        ):  # the event node's decoder with each backend: same events
+            fast, ref = evt3_node_path(payload, "numba"), evt3_node_path(payload, "evt3")
+            same = np.array_equal(np.concatenate(fast()), np.concatenate(ref()))
+            assert same, f"{name}: the two backends disagree"
+            cases.append((name, n, fast, ref))
     out = []
     for name, n, fast, ref in cases:
         fast_s = median_time(fast, repeats)
         ref_s = median_time(ref, max(1, repeats // 2))
-        ref_n = n if name.startswith(("evt3 package", "evt3 node")) else n_ref  # all of it
+        ref_n = n if name.startswith(("evt3 package", "evt3 node", "evt3 compiled")) else n_ref
         fast_rate, ref_rate = n / fast_s, ref_n / ref_s
         out.append(
             {"bench": "decode", "codec": name, "events": n, "events_per_s": fast_rate,
@@ -410,11 +438,11 @@ def main() -> int:
             )
     if "decode" in parts:
         print("\ndecode (events/s)")
-        print(f"{'codec':>28} {'Mev/s':>8} {'ref Mev/s':>10} {'speed-up':>9} {'B/event':>8}")
+        print(f"{'codec':>44} {'Mev/s':>8} {'ref Mev/s':>10} {'speed-up':>9} {'B/event':>8}")
     for r in rows:
         if r["bench"] == "decode":
             print(
-                f"{r['codec']:>28} {r['events_per_s'] / 1e6:>8.1f} "
+                f"{r['codec']:>44} {r['events_per_s'] / 1e6:>8.1f} "
                 f"{r['reference_events_per_s'] / 1e6:>10.2f} "
                 f"{r['speedup']:>8.{1 if r['speedup'] < 100 else 0}f}x "
                 f"{r['bytes_per_event']:>8.2f}"
@@ -423,7 +451,8 @@ def main() -> int:
         print(
             "  evt3 package rows: ref = evt3_decode (numpy).  evt3 node path: Evt3StreamDecoder "
             f"over {NODE_PACKET_BYTES // 1024} KiB packets -> EVENT_DTYPE, evt3 backend; "
-            "ref = numpy backend; speed-up = their ratio"
+            "ref = numpy backend; speed-up = their ratio.  'numba vs package' / 'compiled "
+            "alone vs package' rows: ours compiled, ref = the evt3 package"
         )
     if "encode" in parts:
         print("\nencode (events/s, 346x260)")

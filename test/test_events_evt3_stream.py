@@ -1,6 +1,7 @@
-"""Evt3StreamDecoder: the ``evt3`` package backend gives the numpy backend's events, counters
-and state packet by packet, on clean streams and on every edge where the package alone
-would differ (stream starts, small TIME_HIGH falls, vectors past x = 2047 and 65535)."""
+"""Evt3StreamDecoder: the compiled (numba) and ``evt3`` package backends give the numpy
+backend's events, counters and state packet by packet, on clean streams and on every edge
+where the package alone would differ (stream starts, small TIME_HIGH falls, vectors past
+x = 2047 and 65535)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
+from hybrid_snn_control.events import evt3_compiled, make_events
 from hybrid_snn_control.events import evt3_stream as evt3_stream_module
-from hybrid_snn_control.events import make_events
 from hybrid_snn_control.events.codecs import DecodeStats, Evt3State, evt3_decode, evt3_encode
 from hybrid_snn_control.events.evt3_stream import Evt3StreamDecoder
 
@@ -67,11 +68,21 @@ def run(backend, packets, **kwargs):
 
 
 def same_in_both(packets, **kwargs):
-    """Decode with both backends; assert identical steps; numpy's steps, package decoder."""
+    """Decode with every backend; assert identical steps; numpy's steps, package decoder."""
     pytest.importorskip("evt3")
-    ours, _ = run("numpy", packets, **kwargs)
+    ours, _ = run("numpy", packets, **dict(kwargs))
+    if evt3_compiled.compiled_available():
+        compiled, dec = run("numba", packets, **dict(kwargs))
+        assert dec.backend == "numba"
+        assert_same_steps(ours, compiled)
     theirs, dec = run("evt3", packets, **kwargs)
     assert dec.backend == "evt3"
+    assert_same_steps(ours, theirs)
+    return ours, dec
+
+
+def assert_same_steps(ours, theirs):
+    assert len(ours) == len(theirs)
     for k, ((a, ca, sa), (b, cb, sb)) in enumerate(zip(ours, theirs)):
         if isinstance(a, str) or isinstance(b, str):
             assert a == b, f"packet {k}"
@@ -80,7 +91,6 @@ def same_in_both(packets, **kwargs):
             np.testing.assert_array_equal(a, b, err_msg=f"packet {k}")
         assert ca == cb, f"packet {k} counters"
         assert sa == sb, f"packet {k} state"
-    return ours, dec
 
 
 def events_of(steps):
@@ -97,10 +107,16 @@ def test_backend_choice():
     with pytest.raises(ValueError, match="backend"):
         Evt3StreamDecoder(backend="rust")
     expected = "evt3" if evt3_stream_module.evt3_package_available() else "numpy"
+    expected = "numba" if evt3_compiled.compiled_available() else expected
     assert Evt3StreamDecoder().backend == expected
 
 
-def test_without_the_package_auto_falls_back_to_numpy(monkeypatch):
+def test_without_numba_auto_takes_the_package_and_without_both_numpy(monkeypatch):
+    monkeypatch.setattr(evt3_compiled, "_compiled", None)
+    with pytest.raises(ImportError, match="numba"):
+        Evt3StreamDecoder(backend="numba")
+    expected = "evt3" if evt3_stream_module.evt3_package_available() else "numpy"
+    assert Evt3StreamDecoder().backend == expected
     monkeypatch.setattr(evt3_stream_module, "_evt3_package", None)
     assert Evt3StreamDecoder().backend == "numpy"
     with pytest.raises(ImportError, match="evt3"):
@@ -284,3 +300,20 @@ def test_random_word_streams(seed):
     cuts = rng.integers(1, len(data) // 2, 10) * 2
     same_in_both(split_at(data, cuts))
     same_in_both(split_at(data, cuts), max_events=700)
+
+
+def test_compiled_output_is_bounded_by_max_events_on_a_vector_flood():
+    """12 events per 2-byte word: the compiled decoder's buffer stays at max_events."""
+    if not evt3_compiled.compiled_available():
+        pytest.skip("numba not installed")
+    words = [w(TH, 1), w(Y, 3)]
+    for _ in range(2000):
+        words += [w(BASE, 0), *[w(V12, 0xFFF)] * 170]  # x 0..2039 in every run
+    state, stats = Evt3State(), DecodeStats()
+    data = np.frombuffer(payload(words), "<u2")
+    out = evt3_compiled.evt3_decode_compiled(data, state, stats=stats, max_events=5000)
+    assert out.size == 5000
+    held = out if out.base is None else out.base
+    assert held.size <= 5000
+    assert stats.overflow_events == 2000 * 2040 - 5000 and stats.events == 5000
+    np.testing.assert_array_equal(out, evt3_decode(data.tobytes())[-5000:])

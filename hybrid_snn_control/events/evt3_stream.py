@@ -1,8 +1,12 @@
-"""EVT 3.0 packets of one stream -> events: the ``evt3`` package (Rust) when it is installed,
-:func:`~hybrid_snn_control.events.codecs.evt3_decode` (numpy) otherwise, with the same
-events, counters and :class:`~hybrid_snn_control.events.codecs.Evt3State` either way.
+"""EVT 3.0 packets of one stream -> events: our compiled decoder
+(:mod:`~hybrid_snn_control.events.evt3_compiled`, numba) when numba is installed, else the
+``evt3`` package (Rust) when it is, else
+:func:`~hybrid_snn_control.events.codecs.evt3_decode` (numpy), with the same events, counters
+and :class:`~hybrid_snn_control.events.codecs.Evt3State` whichever runs.
 
-The package (PyPI ``evt3``, an optional extra) decodes ~10x faster than numpy and agrees with
+The compiled decoder is a word-at-a-time state machine with our semantics, so it needs none
+of what follows.  The package (PyPI ``evt3``, an optional extra) decodes ~10x faster than
+numpy and agrees with
 :func:`evt3_decode` on a stream whose state is set, but not at the edges:
 
 * it ignores every word before the stream's first TIME_HIGH (ADDR_Y and VECT_BASE_X too),
@@ -38,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from hybrid_snn_control.events import evt3_compiled
 from hybrid_snn_control.events.arrays import EVENT_DTYPE, empty_events
 from hybrid_snn_control.events.codecs import (
     EVT3_UNKNOWN_TYPES,
@@ -61,7 +66,7 @@ except ImportError:  # pragma: no cover - depends on the install
 
 __all__ = ["BACKENDS", "Evt3StreamDecoder", "evt3_package_available"]
 
-BACKENDS = ("auto", "evt3", "numpy")
+BACKENDS = ("auto", "numba", "evt3", "numpy")
 _FEED_WORDS = 1 << 16  # 128 KiB per feed, numpy's chunk: both hold max_events + one chunk
 _SCAN_WORDS = 1 << 16  # words per scan step: the temporaries stay in cache
 _PKG_WRAP_FALL = 4085  # the package's wrap rule: TIME_HIGH falls by >= this many steps
@@ -120,15 +125,20 @@ def _scan(words: np.ndarray, positions: bool) -> _Packet:
     return _Packet(words, types, hi, n_vec, last_base)
 
 
-def _checked_packet(payload: Any, stats: DecodeStats, positions: bool) -> _Packet:
-    """The packet scanned, or ``ValueError`` for an odd byte count or unknown word types:
-    checked before anything is decoded, so a rejected packet leaves the stream state as it
-    was (a vectorized scan of the types; the decoders would find the same later)."""
+def _checked_words(payload: Any, stats: DecodeStats) -> np.ndarray:
+    """The packet's words, or ``ValueError`` for an odd byte count (a truncated packet)."""
     raw = _byte_view(payload, "evt3")
     if raw.nbytes % 2:
         stats.dropped_bytes += 1
         raise ValueError(f"evt3 packet malformed: {raw.nbytes} bytes is odd (truncated)")
-    pkt = _scan(np.frombuffer(raw, "<u2"), positions)
+    return np.frombuffer(raw, "<u2")
+
+
+def _checked_packet(payload: Any, stats: DecodeStats, positions: bool) -> _Packet:
+    """The packet scanned, or ``ValueError`` for an odd byte count or unknown word types:
+    checked before anything is decoded, so a rejected packet leaves the stream state as it
+    was (a vectorized scan of the types; the decoders would find the same later)."""
+    pkt = _scan(_checked_words(payload, stats), positions)
     if pkt.types & _UNKNOWN_MASK:
         typ = pkt.words >> 12
         n_unknown = int(np.count_nonzero((np.left_shift(_ONE, typ) & _UNKNOWN_MASK) != 0))
@@ -210,9 +220,11 @@ def _to_events(parts: deque, t_offset: int) -> np.ndarray:
 class Evt3StreamDecoder:
     """Decodes consecutive EVT 3.0 packets of one stream (the state carries across them).
 
-    ``backend``: ``"auto"`` (the package when it imports, else numpy), ``"evt3"`` (the
-    package; ``ImportError`` without it) or ``"numpy"``.  :attr:`backend` says which one runs;
-    :attr:`state` is the :class:`Evt3State` numpy would have after the same packets, in both;
+    ``backend``: ``"auto"`` (numba when it imports, else the package, else numpy),
+    ``"numba"`` (the compiled decoder, compiled or loaded from its cache here),
+    ``"evt3"`` (the package) or ``"numpy"``; ``ImportError`` when the one named is missing.
+    :attr:`backend` says which one runs; :attr:`state` is the :class:`Evt3State` numpy
+    would have after the same packets, in all;
     :attr:`numpy_packets` counts the packets the ``evt3`` backend left to numpy (see the
     module docstring).  Counters match :func:`evt3_decode` (``strict=False``) exactly;
     ``stats.messages`` may be split into chunks differently.
@@ -223,8 +235,15 @@ class Evt3StreamDecoder:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if backend == "evt3" and _evt3_package is None:
             raise ImportError("backend 'evt3' needs the evt3 package (pip install evt3)")
-        use_package = backend != "numpy" and _evt3_package is not None
-        self.backend = "evt3" if use_package else "numpy"
+        if backend == "numba" and not evt3_compiled.compiled_available():
+            raise ImportError("backend 'numba' needs numba (pip install numba)")
+        if backend == "auto":
+            backend = "numba" if evt3_compiled.compiled_available() else "evt3"
+            backend = backend if backend == "numba" or _evt3_package is not None else "numpy"
+        self.backend = backend
+        use_package = backend == "evt3"
+        if backend == "numba":
+            evt3_compiled.warm_up()
         self.sensor_size = (
             None if sensor_size is None else (int(sensor_size[0]), int(sensor_size[1]))
         )
@@ -252,6 +271,11 @@ class Evt3StreamDecoder:
         ``stats.overflow_events``; memory stays bounded by it plus one 128 KiB chunk's events.
         """
         stats = stats if stats is not None else DecodeStats()
+        if self.backend == "numba":  # it finds unknown words itself, before decoding
+            words = _checked_words(payload, stats)
+            return evt3_compiled.evt3_decode_compiled(
+                words, self.state, self.sensor_size, stats, max_events
+            )
         pkt = _checked_packet(payload, stats, positions=self._package is not None)
         if self._package is not None:
             k = self._set_up_after(pkt)

@@ -159,3 +159,94 @@ def test_policy_export_notes_encoder_and_head(tmp_path):
     assert report.complete and any("encoder" in n for n in report.notes)
     assert any("tanh" in n for n in report.notes)
     assert graph.nodes["input"].input_type["input"].tolist() == [policy.core.input_size]
+
+
+def _simulate_dag(graph, inputs: dict[str, np.ndarray], dt: float) -> dict[str, np.ndarray]:
+    """Forward-Euler steps of an acyclic NIR graph with several inputs (edges into a node
+    are summed, as NIR defines); Conv2d through torch, in float64."""
+    preds: dict[str, list[str]] = {k: [] for k in graph.nodes}
+    for a, b in graph.edges:
+        preds[b].append(a)
+    order, done = [], set()
+    while len(order) < len(graph.nodes):
+        for k in graph.nodes:
+            if k not in done and all(p in done for p in preds[k]):
+                order.append(k)
+                done.add(k)
+    state: dict[str, np.ndarray] = {}
+    outs: dict[str, list] = {k: [] for k in order}
+    steps = len(next(iter(inputs.values())))
+    for t in range(steps):
+        val: dict[str, np.ndarray] = {}
+        for k in order:
+            n = graph.nodes[k]
+            h = inputs[k][t] if isinstance(n, nir.Input) else sum(val[p] for p in preds[k])
+            if isinstance(n, nir.Threshold):
+                h = (h > n.threshold).astype(float)
+            elif isinstance(n, nir.Conv2d):
+                h = torch.nn.functional.conv2d(
+                    torch.from_numpy(h)[None], torch.from_numpy(n.weight), torch.from_numpy(n.bias),
+                    stride=tuple(n.stride), padding=tuple(n.padding),
+                )[0].numpy()  # fmt: skip
+            elif isinstance(n, nir.Flatten):
+                h = h.reshape(-1)
+            elif isinstance(n, nir.Affine):
+                h = n.weight @ h + n.bias
+            elif isinstance(n, nir.LIF):
+                v = state.get(k, 0.0)
+                v = v + dt / n.tau * (n.v_leak - v + n.r * h)
+                z = (v > n.v_threshold).astype(float)
+                state[k] = np.where(z > 0, n.v_reset, v)
+                h = z
+            elif isinstance(n, nir.LI):
+                state[k] = state.get(k, 0.0) + dt / n.tau * (n.v_leak - state.get(k, 0.0) + n.r * h)
+                h = state[k]
+            elif not isinstance(n, (nir.Input, nir.Output)):
+                raise AssertionError(f"unexpected node {type(n).__name__}")
+            val[k] = h
+            outs[k].append(np.array(h, dtype=float))
+    return {k: np.array(v) for k, v in outs.items()}
+
+
+def test_spiking_conv_encoder_is_exported_in_front_of_the_core(tmp_path):
+    """events -> Threshold -> (Conv2d -> LIF) x 2 -> Flatten -> layer 0 (+ proprio) -> ...
+    -> readout: written, read back, stepped with Euler, it gives the eager pre-tanh action."""
+    from deploy_fixtures import make_policy
+
+    policy = make_policy(
+        hidden_size=8, encoder="spiking_conv", event_shape=[2, 16, 16], encoder_grid=2
+    ).double()
+    graph, report = export_nir(policy, ratio=1.0, dt=DT)
+    assert report.complete and report.exported[0].startswith("encoder")
+    assert not any("encoder" in n for n in report.notes)  # only the tanh head is left out
+    path = tmp_path / "policy.nir"
+    nir.write(str(path), graph)
+    back = nir.read(str(path))
+    assert {"events", "proprio", "encoder.conv1", "encoder.lif1"} <= set(back.nodes)
+    rng = np.random.default_rng(0)
+    steps = 60
+    events = rng.poisson(0.03, size=(steps, 2, 16, 16)).astype(float)
+    proprio = rng.normal(0.0, 1.0, size=(steps, policy.cfg.proprio_size))
+    sim = _simulate_dag(back, {"events": events, "proprio": proprio}, DT)
+    policy.set_ratio(1.0)
+    enc_state = core_state = None
+    outs = []
+    with torch.no_grad():
+        for ev, pr in zip(torch.from_numpy(events), torch.from_numpy(proprio)):
+            x, enc_state, _ = policy.encode(ev[None], pr[None], enc_state)
+            out, core_state = policy.core.step(x, core_state)
+            outs.append(out[0].numpy())
+    np.testing.assert_allclose(sim["readout"], np.array(outs), atol=1e-9)
+    assert 0.01 < sim["encoder.lif1"].mean() < 0.9  # the encoder really spikes
+    assert 0.01 < sim["layer0.spiking.lif"].mean() < 0.9
+
+
+def test_an_event_floor_keeps_the_spiking_encoder_out_of_nir():
+    from deploy_fixtures import make_policy
+
+    policy = make_policy(
+        hidden_size=8, encoder="spiking_conv", event_shape=[2, 16, 16], event_floor="quantile"
+    )
+    graph, report = export_nir(policy, ratio=1.0, dt=DT)
+    assert any("event floor" in n for n in report.notes)
+    assert "events" not in graph.nodes and "input" in graph.nodes

@@ -30,14 +30,24 @@ The spike-rate trace :math:`r_t = \kappa r_{t-1} + (1 - \kappa) o_t` is NIR ``LI
 :math:`\tau = \Delta t / (1 - \kappa)`, :math:`R = 1`, :math:`v_{leak} = 0`; the readout
 is an ``Affine``.
 
+The spiking conv encoder (``encoder: spiking_conv``, no event floor) is exported in front
+of the core: a ``Threshold`` at 0.5 (event counts are whole numbers: > 0.5 is the encoder's
+"at least one event"), then per layer a ``Conv2d`` (3 × 3, stride 2, no bias) into a ``LIF``
+over the whole ``C × H × W`` map (same mapping as the core's), then a ``Flatten``.  Its
+average pooling and the core's layer-0 weights on the pooled features are one linear map,
+written as one ``Affine`` (``W_enc · P``); the normalized proprioception is a second
+``Input`` whose ``Affine`` (``W_prop / σ``, bias ``−W_prop μ / σ``) feeds the same layer-0
+neurons (NIR sums the edges into a node).
+
 What NIR cannot express is reported, never approximated: recurrent units (LSTM, GRU,
 RNN: gates and tanh/sigmoid), ALIF (adaptive threshold), STC (multiplicative autaptic
-modulation), RF (complex resonators), LIF with subtractive reset, the conv encoder
-(ReLU, log1p) and the tanh action head. A hybrid layer's spiking units of layer
-:math:`l > 0` read the recurrent units of layer :math:`l-1`, so at a ratio < 1 only
-layer 0's spiking population is a self-contained spiking part; at ratio 1 (all units
-spiking) the whole core — LIF layers, rate trace and readout — is exported. Only active
-units (by the stored ranking) are written; their indices are in the node metadata.
+modulation), RF (complex resonators), LIF with subtractive reset, the dense conv encoder
+(ReLU, log1p), the event floor (a per-frame quantile) and the tanh action head.
+A hybrid layer's spiking units of layer :math:`l > 0` read the recurrent units of layer
+:math:`l-1`, so at a ratio < 1 only layer 0's spiking population is a self-contained
+spiking part; at ratio 1 (all units spiking) the whole core — LIF layers, rate trace and
+readout — is exported. Only active units (by the stored ranking) are written; their
+indices are in the node metadata.
 """
 
 from __future__ import annotations
@@ -55,10 +65,12 @@ ENCODER_NOTE = (
     "encoder and event floor not exported (log1p + conv/ReLU, top-k: NIR has no ReLU, log or "
     "top-k); the graph input is the core input [encoder features, normalized proprio]"
 )
-#: the spiking conv encoder (Conv2d + LIF) has NIR primitives, but is not exported yet
+#: the spiking conv encoder behind an event floor: the floor (a per-frame quantile) is not
+#: expressible, so neither is what it feeds
 SPIKING_ENCODER_NOTE = (
-    "spiking conv encoder and event floor not exported (Conv2d + LIF layers; not written yet); "
-    "the graph input is the core input [pooled encoder spikes, normalized proprio]"
+    "event floor and spiking conv encoder not exported (the floor subtracts a per-frame "
+    "quantile: no NIR primitive); the graph input is the core input [pooled encoder spikes, "
+    "normalized proprio]"
 )
 HEAD_NOTE = (
     "tanh action head not exported (no NIR primitive); the graph output is the pre-tanh readout"
@@ -155,14 +167,21 @@ def export_nir(
         ratio = net.spiking_ratio if net.spiking_ratio is not None else 1.0
     ratio = check_ratio(ratio)
     report = NIRReport(ratio, dt)
+    with_encoder = hasattr(model, "core") and model.stateful_encoder and model.floor.mode == "none"
     if hasattr(model, "core"):
-        encoder = SPIKING_ENCODER_NOTE if model.stateful_encoder else ENCODER_NOTE
-        report.notes += [encoder, HEAD_NOTE]
+        if not with_encoder:
+            report.notes.append(SPIKING_ENCODER_NOTE if model.stateful_encoder else ENCODER_NOTE)
+        report.notes.append(HEAD_NOTE)
     n = net.hidden_size
     n_s, n_r = unit_counts(ratio, n)
     nodes: dict[str, object] = {"input": nir.Input({"input": np.array([net.input_size])})}
     edges: list[tuple[str, str]] = []
     prev, prev_cols = "input", np.arange(net.input_size)
+    encoder = None
+    if with_encoder:
+        del nodes["input"]
+        encoder = _encoder_nodes(model, dt, nodes, edges)
+        prev = encoder.output
     complete_chain = True
     for i, layer in enumerate(net.layers):
         active_s = np.sort(np.nonzero(layer.spiking_rank.cpu().numpy() < n_s)[0])
@@ -189,6 +208,8 @@ def export_nir(
         b = cell.fc.bias
         b = np.zeros(len(active_s)) if b is None else b.detach().cpu().double().numpy()[active_s]
         units = {"units": active_s.tolist()}
+        if i == 0 and encoder is not None:  # events and proprio in, summed at the LIF
+            w, b = encoder.attach(w, b, nodes, edges, dict(units))
         nodes[f"layer{i}.spiking.fc"] = nir.Affine(w, b, metadata=dict(units))
         decay = cell.effective_decay().detach().cpu().double().numpy()[active_s]
         theta = cell.threshold.detach().cpu().double().numpy()[active_s]
@@ -224,6 +245,14 @@ def export_nir(
         report.not_exported.append(
             ("trace + readout", "read the last layer's recurrent or unexported units")
         )
+    if encoder is not None:
+        if "layer0.spiking.fc" in nodes:
+            report.exported.insert(0, encoder.summary)
+        else:  # nothing of the core to feed: the encoder goes too
+            for name in encoder.names:
+                nodes.pop(name)
+            edges = [e for e in edges if e[0] in nodes and e[1] in nodes]
+            report.not_exported.insert(0, ("encoder", "feeds no unit NIR expresses"))
     if not report.exported:
         raise NIRExportError(report)
     if strict and not report.complete:
@@ -240,6 +269,89 @@ def export_nir(
         "not_exported": "; ".join(f"{a}: {b}" for a, b in report.not_exported),
     }
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta), report
+
+
+@dataclass
+class _Encoder:
+    """The spiking conv encoder's nodes and how layer 0 attaches to them."""
+
+    output: str  # the flattened last LIF map
+    names: list[str]
+    summary: str
+    pool: np.ndarray  # [features, C·H·W]: the average pooling as a matrix
+    n_features: int
+    proprio_mean: np.ndarray
+    proprio_std: np.ndarray
+
+    def attach(self, w: np.ndarray, b: np.ndarray, nodes: dict, edges: list, units: dict):
+        """Split layer 0's ``[W_enc | W_prop]`` into the events Affine (returned, pooling
+        folded in) and a proprio Affine (normalization folded in) added to ``nodes``."""
+        import nir
+
+        w_enc, w_prop = w[:, : self.n_features], w[:, self.n_features :]
+        w_prop = w_prop / self.proprio_std
+        nodes["layer0.spiking.fc_proprio"] = nir.Affine(
+            w_prop, -w_prop @ self.proprio_mean, metadata=units
+        )
+        edges += [("proprio", "layer0.spiking.fc_proprio")]
+        edges += [("layer0.spiking.fc_proprio", "layer0.spiking.lif")]
+        self.names.append("layer0.spiking.fc_proprio")
+        return w_enc @ self.pool, b
+
+
+def _encoder_nodes(policy, dt: float, nodes: dict, edges: list) -> _Encoder:
+    """Add the spiking conv encoder's nodes (module docstring) from the ``events`` input."""
+    import nir
+
+    from hybrid_snn_control.policy.pooling import AdaptivePoolMatmul
+
+    enc = policy.encoder
+    c, h, w = (int(v) for v in policy.cfg.event_shape)
+    names = ["events", "proprio", "encoder.binarize"]
+    nodes["events"] = nir.Input({"input": np.array([c, h, w])})
+    nodes["proprio"] = nir.Input({"input": np.array([policy.cfg.proprio_size])})
+    nodes["encoder.binarize"] = nir.Threshold(np.full((c, h, w), 0.5))
+    edges.append(("events", "encoder.binarize"))
+    prev = "encoder.binarize"
+    decay, theta = float(enc.decay), float(enc.threshold)
+    for i, (conv, (oc, oh, ow)) in enumerate(zip(enc.convs, enc.maps)):
+        weight = conv.weight.detach().cpu().double().numpy()
+        nodes[f"encoder.conv{i}"] = nir.Conv2d(
+            input_shape=(h, w),
+            weight=weight,
+            stride=conv.stride,
+            padding=conv.padding,
+            dilation=conv.dilation,
+            groups=conv.groups,
+            bias=np.zeros(weight.shape[0]),
+        )
+        nodes[f"encoder.lif{i}"] = lif_to_nir(
+            np.full((oc, oh, ow), decay), np.full((oc, oh, ow), theta), dt
+        )
+        edges += [(prev, f"encoder.conv{i}"), (f"encoder.conv{i}", f"encoder.lif{i}")]
+        names += [f"encoder.conv{i}", f"encoder.lif{i}"]
+        prev, h, w = f"encoder.lif{i}", oh, ow
+    oc = enc.maps[-1][0]
+    nodes["encoder.flatten"] = nir.Flatten({"input": np.array([oc, h, w])}, start_dim=0)
+    edges.append((prev, "encoder.flatten"))
+    names.append("encoder.flatten")
+    g = round((enc.out_features / oc) ** 0.5)
+    per_map = np.kron(AdaptivePoolMatmul._matrix(h, g).numpy(), AdaptivePoolMatmul._matrix(w, g))
+    pool = np.kron(np.eye(oc), per_map.astype(np.float64))
+    layers = " -> ".join(f"Conv2d -> LIF {m[0]}x{m[1]}x{m[2]}" for m in enc.maps)
+    summary = (
+        f"encoder (events {'x'.join(map(str, policy.cfg.event_shape))}: Threshold 0.5 -> "
+        f"{layers} -> Flatten; its {g}x{g} average pooling folded into layer 0's Affine)"
+    )
+    return _Encoder(
+        output="encoder.flatten",
+        names=names,
+        summary=summary,
+        pool=pool,
+        n_features=enc.out_features,
+        proprio_mean=policy.proprio_mean.detach().cpu().double().numpy(),
+        proprio_std=policy.proprio_std.detach().cpu().double().numpy(),
+    )
 
 
 def export_nir_checkpoint(

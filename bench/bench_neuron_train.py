@@ -13,6 +13,8 @@ on the same network (only the active units; same numbers). snnTorch: ``Linear`` 
 ``snn.Leaky`` stepped in a Python loop (its documented usage). Norse is not included:
 ``pip install --no-deps norse`` installs but does not import without ``nirtorch``.
 Targets: spiking layers >= 3x snnTorch (issue 3), hybrid r = 0.5 >= 1.5x snnTorch.
+Every contender runs in the process ``hsc train`` sets up: one thread, glibc's heap
+trimming off (``training/allocator.py``; ``--default-malloc`` leaves it on).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from hybrid_snn_control.hybrid import HybridNetwork
 from hybrid_snn_control.hybrid.compact_sequence import compact_forward
 from hybrid_snn_control.neurons import make_spiking_cell
 from hybrid_snn_control.neurons.fused import unfused
+from hybrid_snn_control.training.allocator import keep_freed_memory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _neuron_timing import interleaved_medians, machine_info, print_table, write_json
@@ -70,8 +73,14 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default=None)
+    p.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="leave glibc's heap trimming on (hsc train turns it off: training/allocator.py)",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    kept = False if args.default_malloc else keep_freed_memory()  # as hsc train runs
     torch.manual_seed(0)
     x = torch.randn(args.steps, args.batch, args.input)
     n = args.units
@@ -136,7 +145,8 @@ def main() -> None:
         )
     print(
         f"training fwd+bwd, B={args.batch}, T={args.steps}, {n} units, input {args.input}, "
-        f"{args.threads} thread(s), {args.repeats} interleaved repeats"
+        f"{args.threads} thread(s), {args.repeats} interleaved repeats, "
+        f"freed memory {'kept (as hsc train)' if kept else 'trimmed (glibc default)'}"
     )
     print_table(
         rows,

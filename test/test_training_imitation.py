@@ -199,3 +199,34 @@ def test_in_place_distillation_labels_the_other_ratios_with_the_r0_action(expert
     assert one.abs().sum() > 0
     torch.testing.assert_close(update([ms, ms], 0.0), 2 * one, atol=1e-6, rtol=1e-4)
     torch.testing.assert_close(update([ms, ms], 1.0), one, atol=1e-6, rtol=1e-4)
+
+
+def test_sandwich_top_weight_scales_the_largest_ratios_loss(expert_data):
+    """With the sandwich, the last mask set (the largest ratio) counts sandwich_top_weight
+    times: identical masks make the update (1 + w) x one set's; the reported loss is not
+    reweighted."""
+    task = ImitationTask(tiny_cfg())
+    batch = expert_data.collate(range(2))
+
+    def update(masks, top):
+        torch.manual_seed(0)
+        policy = task.build_model()
+        policy.set_ratio(0.5)
+        before = [p.detach().clone() for p in policy.parameters()]
+        cfg = tiny_cfg(sandwich=True, sandwich_top_weight=top)
+        cfg.chunk_steps = 100  # one window: one update
+        opt = torch.optim.SGD(policy.parameters(), lr=0.1)
+        policy.train()
+        loss = tbptt_pass(policy, batch, cfg, masks, opt)
+        delta = [(p.detach() - b).flatten() for p, b in zip(policy.parameters(), before)]
+        return torch.cat(delta), loss
+
+    m = task.build_model()
+    m.set_ratio(0.5)
+    ms = m.core.masks()
+    one, loss_one = update([ms], 3.0)  # a single set is not a sandwich: weight unused
+    assert one.abs().sum() > 0
+    for top in (0.0, 0.5):
+        both, loss = update([ms, ms], top)
+        torch.testing.assert_close(both, (1 + top) * one, atol=1e-6, rtol=1e-4)
+        assert loss == pytest.approx(loss_one, rel=1e-5)

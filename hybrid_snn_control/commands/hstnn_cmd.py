@@ -67,6 +67,7 @@ def _ratios(text: str | None) -> list[float] | None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from hybrid_snn_control.training.allocator import keep_freed_memory
     from hybrid_snn_control.training.hstnn_run import run_hstnn
     from hybrid_snn_control.training.hstnn_settings import load_hstnn_settings, parse_overrides
 
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
+    keep_freed_memory()
     cfg, task = load_hstnn_settings(
         args.task,
         args.config,

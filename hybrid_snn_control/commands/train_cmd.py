@@ -193,12 +193,16 @@ def _add_eval_world_args(p: argparse.ArgumentParser) -> None:
 
 
 def _threads(args: argparse.Namespace) -> None:
-    """Small recurrent models run fastest on one thread; more threads thrash a busy CPU."""
+    """Small recurrent models run fastest on one thread; more threads thrash a busy CPU.
+    Freed memory is kept for the next step (training/allocator.py)."""
     import torch
+
+    from hybrid_snn_control.training.allocator import keep_freed_memory
 
     if args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
+    keep_freed_memory()
 
 
 # ---- train ---------------------------------------------------------------------------------------

@@ -29,11 +29,11 @@ except ImportError:  # pragma: no cover - depends on the install
 __all__ = ["compiled_available", "evt3_decode_compiled", "warm_up"]
 
 _X_MAX = 0x7FF
-# counters, carried across the resumptions of one packet: valid events (kept or overflow),
+# counters, carried across the resumptions of one packet: how often the ring wrapped,
 # events before their time / y / x base, vector events past x = 2047, unknown words and
-# their types (a bitmask), next write index
+# their types (a bitmask), next write index (valid events = wraps x size + next)
 _N_COUNTERS = 6
-_VALID, _INVALID, _WIDE, _UNKNOWN, _UNKNOWN_TYPES, _NEXT = range(_N_COUNTERS)
+_WRAPS, _INVALID, _WIDE, _UNKNOWN, _UNKNOWN_TYPES, _NEXT = range(_N_COUNTERS)
 # set bits of every 12-bit vector mask: how many, and where (a loop over the set bits only,
 # with no branch per bit)
 _POPCOUNT = np.array([bin(m).count("1") for m in range(4096)], np.int64)
@@ -54,7 +54,7 @@ def _decode(words, start, st, xs, ys, ts, ps, ring, exact, counters):  # pragma:
     the pass at its index (the caller sizes the output and resumes).  Returns the
     index of the word it stopped at (``words.size``: done)."""
     y, base_x, pol, th, tl, loops = st[0], st[1], st[2], st[3], st[4], st[5]
-    valid, invalid, wide = counters[_VALID], counters[_INVALID], counters[_WIDE]
+    wraps, invalid, wide = counters[_WRAPS], counters[_INVALID], counters[_WIDE]
     unknown, unknown_types = counters[_UNKNOWN], counters[_UNKNOWN_TYPES]
     j = counters[_NEXT]
     cap = xs.size
@@ -71,12 +71,12 @@ def _decode(words, start, st, xs, ys, ts, ps, ring, exact, counters):  # pragma:
                 continue
             if j == cap:  # the ring only (else sized for every event)
                 j = 0
+                wraps += 1
             xs[j] = w & _X_MAX
             ys[j] = y
             ts[j] = t_now
             ps[j] = ((w >> 10) & 2) - 1
             j += 1
-            valid += 1
         elif typ == 0x0:  # ADDR_Y
             y = w & _X_MAX
             ready = th >= 0
@@ -100,7 +100,6 @@ def _decode(words, start, st, xs, ys, ts, ps, ring, exact, counters):  # pragma:
                     ts[j + q] = t_now
                     ps[j + q] = p
                 j += k
-                valid += k
             else:  # past x = 2047 (dropped), or the ring wraps in this word
                 for q in range(k):
                     x = base_x + _BITS[mask, q]
@@ -109,12 +108,12 @@ def _decode(words, start, st, xs, ys, ts, ps, ring, exact, counters):  # pragma:
                         continue
                     if j == cap:
                         j = 0
+                        wraps += 1
                     xs[j] = x
                     ys[j] = y
                     ts[j] = t_now
                     ps[j] = 2 * pol - 1
                     j += 1
-                    valid += 1
             if base_x >= 0:
                 base_x += span
         elif typ == 0x8:  # TIME_HIGH: any fall is a 24-bit wrap
@@ -132,7 +131,7 @@ def _decode(words, start, st, xs, ys, ts, ps, ring, exact, counters):  # pragma:
             unknown_types |= 1 << typ
         # CONTINUED_4, EXT_TRIGGER, OTHERS, CONTINUED_12: skipped
     st[0], st[1], st[2], st[3], st[4], st[5] = y, base_x, pol, th, tl, loops
-    counters[_VALID], counters[_INVALID], counters[_WIDE] = valid, invalid, wide
+    counters[_WRAPS], counters[_INVALID], counters[_WIDE] = wraps, invalid, wide
     counters[_UNKNOWN], counters[_UNKNOWN_TYPES] = unknown, unknown_types
     counters[_NEXT] = j
     return stop
@@ -224,7 +223,8 @@ def evt3_decode_compiled(
     (state.y, state.base_x, state.polarity, state.time_high, state.time_low, state.loops) = (
         int(v) for v in st
     )
-    valid, nxt = int(counters[_VALID]), int(counters[_NEXT])
+    nxt = int(counters[_NEXT])
+    valid = int(counters[_WRAPS]) * out.size + nxt
     if limit == 0:
         out = out[:0]
     elif ring and valid > out.size:  # the ring wrapped: oldest first

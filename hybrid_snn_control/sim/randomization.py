@@ -228,11 +228,22 @@ TO_THE_EDGE: dict[str, Range] = {
     "target_turn_rate_rps": Range(0.2, 1.1),
 }
 
+#: :data:`TO_THE_EDGE` with the target's motion drawn from the upper part of its training
+#: range only, and more dashes (no held-out shift changes the dash rate): more worlds
+#: where the target leaves the view, for fine-tunes aimed at ``fast_target``.
+TO_THE_EDGE_FAST: dict[str, Range] = {
+    **TO_THE_EDGE,
+    "target_speed_mps": Range(0.35, 0.6),
+    "target_turn_rate_rps": Range(0.6, 1.1),
+    "target_dash_rate_hz": Range(0.0, 0.15),
+}
+
 #: Named training-range variants (``EnvSettings.ranges``).
 TRAINING_RANGES: dict[str, dict[str, Range]] = {
     "default": {},
     "wide_sensor": WIDE_SENSOR,
     "to_the_edge": TO_THE_EDGE,
+    "to_the_edge_fast": TO_THE_EDGE_FAST,
     "to_the_edge_sensor": {k: v for k, v in TO_THE_EDGE.items() if not k.startswith("target_")},
 }
 

@@ -157,6 +157,14 @@ class ImitationConfig:
             "ratio (gradients summed, one update)"
         ),
     )
+    sandwich_top_weight: float = field(
+        default=1.0,
+        metadata=param(
+            range=(0.0, 100.0),
+            description="with sandwich: weight of the largest ratio's (the all-spiking "
+            "end's) action loss in each batch's objective; 1: equal to the others",
+        ),
+    )
     distill_weight: float = field(
         default=0.0,
         metadata=param(
@@ -256,6 +264,7 @@ def tbptt_pass(
     With ``distill_weight`` w > 0 the first set (the sandwich's smallest ratio, r = 0) is
     the teacher: the others learn ``(1 − w)·L(expert) + w·L(teacher's detached action)``
     (in-place distillation, Yu & Huang 2019); the reported loss stays the expert loss.
+    With ``sandwich`` the last set (the largest ratio) counts ``sandwich_top_weight`` times.
     """
     core = policy.module.core if hasattr(policy, "module") else policy.core
     mask_sets = list(masks) if masks is not None and not torch.is_tensor(masks[0]) else [masks]
@@ -271,6 +280,8 @@ def tbptt_pass(
             )
             part = action_loss(pred, batch["expert"][w], m, cfg.loss)
             loss = loss + part / len(mask_sets)
+            if cfg.sandwich and i == len(mask_sets) - 1 > 0:  # the largest ratio
+                part = cfg.sandwich_top_weight * part
             if teacher is None:  # mask set 0: the smallest ratio, the teacher
                 teacher = pred.detach()
                 objective = objective + part

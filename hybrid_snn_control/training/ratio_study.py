@@ -32,6 +32,7 @@ import torch
 
 from hybrid_snn_control.config import to_mapping
 from hybrid_snn_control.training import hstnn
+from hybrid_snn_control.training.allocator import keep_freed_memory
 from hybrid_snn_control.training.hstnn_config import HSTNNConfig
 from hybrid_snn_control.training.hstnn_settings import load_hstnn_settings, parse_overrides
 from hybrid_snn_control.training.task import Task, core_of, load_model, save_model
@@ -277,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefix", default="classification", help="PNG file name prefix")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    keep_freed_memory()
 
     t0 = time.perf_counter()
     base, task = load_hstnn_settings(

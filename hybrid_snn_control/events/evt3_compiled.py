@@ -155,8 +155,17 @@ def _event_bound(words):  # pragma: no cover - jit
 if _numba is None:  # pragma: no cover - depends on the install
     _compiled = _compiled_bound = None
 else:
-    _compiled = _numba.njit(cache=True, nogil=True)(_decode)
-    _compiled_bound = _numba.njit(cache=True, nogil=True)(_event_bound)
+
+    def _jit(fn):
+        """Compiled with numba's on-disk cache, or without one where no cache directory is
+        writable (numba refuses ``cache=True`` then: a read-only install and home)."""
+        try:
+            return _numba.njit(cache=True, nogil=True)(fn)
+        except RuntimeError:  # pragma: no cover - depends on the file system
+            return _numba.njit(nogil=True)(fn)
+
+    _compiled = _jit(_decode)
+    _compiled_bound = _jit(_event_bound)
 
 
 def compiled_available() -> bool:

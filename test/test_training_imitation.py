@@ -173,32 +173,41 @@ def test_hstnn_pipeline_runs_on_pursuit(tmp_path):
     assert 0.0 <= row["score"] <= 1.0 and row["ratio"] == 0.25
 
 
+def one_sgd_update(task, batch, masks, **cfg_overrides):
+    """The parameter change of one SGD step (one TBPTT window) from a fixed initial policy at
+    ratio 0.5, and the loss the pass reports."""
+    torch.manual_seed(0)
+    policy = task.build_model()
+    policy.set_ratio(0.5)
+    before = [p.detach().clone() for p in policy.parameters()]
+    cfg = tiny_cfg(**cfg_overrides)
+    cfg.chunk_steps = 100  # one window: one update
+    opt = torch.optim.SGD(policy.parameters(), lr=0.1)
+    policy.train()
+    loss = tbptt_pass(policy, batch, cfg, masks, opt)
+    delta = [(p.detach() - b).flatten() for p, b in zip(policy.parameters(), before)]
+    return torch.cat(delta), loss
+
+
+def ratio_half_masks(task):
+    m = task.build_model()
+    m.set_ratio(0.5)
+    return m.core.masks()
+
+
 def test_in_place_distillation_labels_the_other_ratios_with_the_r0_action(expert_data):
     """Two mask sets per batch (sandwich): with distill_weight 0 both learn from the expert
     (twice the single-set update), with 1 the second learns only the first's detached
     action — identical masks make that loss zero, so the update equals one set's."""
     task = ImitationTask(tiny_cfg())
     batch = expert_data.collate(range(2))
-
-    def update(masks, distill):
-        torch.manual_seed(0)
-        policy = task.build_model()
-        policy.set_ratio(0.5)
-        before = [p.detach().clone() for p in policy.parameters()]
-        cfg = tiny_cfg(distill_weight=distill)
-        cfg.chunk_steps = 100  # one window: one update
-        opt = torch.optim.SGD(policy.parameters(), lr=0.1)
-        policy.train()
-        tbptt_pass(policy, batch, cfg, masks, opt)
-        return torch.cat([(p.detach() - b).flatten() for p, b in zip(policy.parameters(), before)])
-
-    m = task.build_model()
-    m.set_ratio(0.5)
-    ms = m.core.masks()
-    one = update([ms], 0.0)
+    ms = ratio_half_masks(task)
+    one, _ = one_sgd_update(task, batch, [ms], distill_weight=0.0)
     assert one.abs().sum() > 0
-    torch.testing.assert_close(update([ms, ms], 0.0), 2 * one, atol=1e-6, rtol=1e-4)
-    torch.testing.assert_close(update([ms, ms], 1.0), one, atol=1e-6, rtol=1e-4)
+    two, _ = one_sgd_update(task, batch, [ms, ms], distill_weight=0.0)
+    torch.testing.assert_close(two, 2 * one, atol=1e-6, rtol=1e-4)
+    distilled, _ = one_sgd_update(task, batch, [ms, ms], distill_weight=1.0)
+    torch.testing.assert_close(distilled, one, atol=1e-6, rtol=1e-4)
 
 
 def test_sandwich_top_weight_scales_the_largest_ratios_loss(expert_data):
@@ -207,26 +216,11 @@ def test_sandwich_top_weight_scales_the_largest_ratios_loss(expert_data):
     reweighted."""
     task = ImitationTask(tiny_cfg())
     batch = expert_data.collate(range(2))
-
-    def update(masks, top):
-        torch.manual_seed(0)
-        policy = task.build_model()
-        policy.set_ratio(0.5)
-        before = [p.detach().clone() for p in policy.parameters()]
-        cfg = tiny_cfg(sandwich=True, sandwich_top_weight=top)
-        cfg.chunk_steps = 100  # one window: one update
-        opt = torch.optim.SGD(policy.parameters(), lr=0.1)
-        policy.train()
-        loss = tbptt_pass(policy, batch, cfg, masks, opt)
-        delta = [(p.detach() - b).flatten() for p, b in zip(policy.parameters(), before)]
-        return torch.cat(delta), loss
-
-    m = task.build_model()
-    m.set_ratio(0.5)
-    ms = m.core.masks()
-    one, loss_one = update([ms], 3.0)  # a single set is not a sandwich: weight unused
+    ms = ratio_half_masks(task)
+    # a single set is not a sandwich: the weight is unused
+    one, loss_one = one_sgd_update(task, batch, [ms], sandwich=True, sandwich_top_weight=3.0)
     assert one.abs().sum() > 0
     for top in (0.0, 0.5):
-        both, loss = update([ms, ms], top)
+        both, loss = one_sgd_update(task, batch, [ms, ms], sandwich=True, sandwich_top_weight=top)
         torch.testing.assert_close(both, (1 + top) * one, atol=1e-6, rtol=1e-4)
         assert loss == pytest.approx(loss_one, rel=1e-5)

@@ -82,10 +82,13 @@ def main() -> None:
     ap.add_argument("--train", default="runs/student_v5/*/dagger_*.npz")
     ap.add_argument("--test", action="append", default=[], help="NAME=GLOB (60 episodes)")
     ap.add_argument("--config", default="config/train.yaml")
+    ap.add_argument("--channels", type=int, nargs="+", default=None, help="encoder channels")
     args = ap.parse_args()
     torch.set_num_threads(1)
     raw = yaml.safe_load(open(args.config))["hsc_imitation"]["ros__parameters"]
     raw["policy"].update(encoder_grid=args.grid, event_floor="quantile")
+    if args.channels:
+        raw["policy"]["encoder_channels"] = args.channels
     cfg = from_mapping(ImitationConfig, raw)
     torch.manual_seed(0)
     policy_cfg = dataclasses.replace(ImitationTask(cfg).policy_config(), spiking_ratio=args.ratio)
@@ -104,6 +107,7 @@ def main() -> None:
     policy.eval()
     result = {
         "grid": args.grid,
+        "channels": list(policy.cfg.encoder_channels),
         "steps": args.steps,
         "ratio": args.ratio,
         "train_episodes": len(train),

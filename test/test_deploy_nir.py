@@ -208,13 +208,15 @@ def _simulate_dag(graph, inputs: dict[str, np.ndarray], dt: float) -> dict[str, 
     return {k: np.array(v) for k, v in outs.items()}
 
 
-def test_spiking_conv_encoder_is_exported_in_front_of_the_core(tmp_path):
+# 16 x 16 pools a 4 x 4 map to 2 x 2 (AvgPool2d), 20 x 20 a 5 x 5 map (AdaptivePoolMatmul)
+@pytest.mark.parametrize("size", [16, 20])
+def test_spiking_conv_encoder_is_exported_in_front_of_the_core(tmp_path, size):
     """events -> Threshold -> (Conv2d -> LIF) x 2 -> Flatten -> layer 0 (+ proprio) -> ...
     -> readout: written, read back, stepped with Euler, it gives the eager pre-tanh action."""
     from deploy_fixtures import make_policy
 
     policy = make_policy(
-        hidden_size=8, encoder="spiking_conv", event_shape=[2, 16, 16], encoder_grid=2
+        hidden_size=8, encoder="spiking_conv", event_shape=[2, size, size], encoder_grid=2
     ).double()
     graph, report = export_nir(policy, ratio=1.0, dt=DT)
     assert report.complete and report.exported[0].startswith("encoder")
@@ -225,7 +227,7 @@ def test_spiking_conv_encoder_is_exported_in_front_of_the_core(tmp_path):
     assert {"events", "proprio", "encoder.conv1", "encoder.lif1"} <= set(back.nodes)
     rng = np.random.default_rng(0)
     steps = 60
-    events = rng.poisson(0.03, size=(steps, 2, 16, 16)).astype(float)
+    events = rng.poisson(0.03, size=(steps, 2, size, size)).astype(float)
     proprio = rng.normal(0.0, 1.0, size=(steps, policy.cfg.proprio_size))
     sim = _simulate_dag(back, {"events": events, "proprio": proprio}, DT)
     policy.set_ratio(1.0)

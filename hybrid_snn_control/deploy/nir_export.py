@@ -302,8 +302,7 @@ class _Encoder:
 def _encoder_nodes(policy, dt: float, nodes: dict, edges: list) -> _Encoder:
     """Add the spiking conv encoder's nodes (module docstring) from the ``events`` input."""
     import nir
-
-    from hybrid_snn_control.policy.pooling import AdaptivePoolMatmul
+    import torch
 
     enc = policy.encoder
     c, h, w = (int(v) for v in policy.cfg.event_shape)
@@ -335,9 +334,14 @@ def _encoder_nodes(policy, dt: float, nodes: dict, edges: list) -> _Encoder:
     nodes["encoder.flatten"] = nir.Flatten({"input": np.array([oc, h, w])}, start_dim=0)
     edges.append((prev, "encoder.flatten"))
     names.append("encoder.flatten")
-    g = round((enc.out_features / oc) ** 0.5)
-    per_map = np.kron(AdaptivePoolMatmul._matrix(h, g).numpy(), AdaptivePoolMatmul._matrix(w, g))
-    pool = np.kron(np.eye(oc), per_map.astype(np.float64))
+    # the encoder's own pooling module applied to unit impulses: its matrix, whichever
+    # module it is (AvgPool2d or AdaptivePoolMatmul)
+    dtype = next(enc.pool.buffers(), enc.convs[0].weight).dtype
+    impulses = torch.eye(h * w, dtype=dtype).reshape(h * w, 1, h, w)
+    with torch.no_grad():
+        per_map = enc.pool(impulses).reshape(h * w, -1).T.double().numpy()
+    g = round(per_map.shape[0] ** 0.5)
+    pool = np.kron(np.eye(oc), per_map)
     layers = " -> ".join(f"Conv2d -> LIF {m[0]}x{m[1]}x{m[2]}" for m in enc.maps)
     summary = (
         f"encoder (events {'x'.join(map(str, policy.cfg.event_shape))}: Threshold 0.5 -> "

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from hybrid_snn_control.events.arrays import EVENT_DTYPE
-from hybrid_snn_control.events.codecs import DecodeStats, Evt3State, _drop_outside
+from hybrid_snn_control.events.codecs import _POPCOUNT12, DecodeStats, Evt3State, _drop_outside
 
 try:  # optional: numpy / the evt3 package decode the same events without it
     import numba as _numba
@@ -34,9 +34,8 @@ _X_MAX = 0x7FF
 # their types (a bitmask), next write index (valid events = wraps x size + next)
 _N_COUNTERS = 6
 _WRAPS, _INVALID, _WIDE, _UNKNOWN, _UNKNOWN_TYPES, _NEXT = range(_N_COUNTERS)
-# set bits of every 12-bit vector mask: how many, and where (a loop over the set bits only,
-# with no branch per bit)
-_POPCOUNT = np.array([bin(m).count("1") for m in range(4096)], np.int64)
+# set bits of every 12-bit vector mask: how many (codecs' table) and where (a loop over the
+# set bits only, with no branch per bit)
 _BITS = np.zeros((4096, 12), np.int64)
 for _m in range(4096):
     _set = [b for b in range(12) if _m >> b & 1]
@@ -86,7 +85,7 @@ def _decode(words, start, st, xs, ys, ts, ps, ring, exact, counters):  # pragma:
         elif typ == 0x4 or typ == 0x5:  # VECT_12 / VECT_8: bit b is x = base + b
             span = 12 if typ == 0x4 else 8
             mask = w & ((1 << span) - 1)
-            k = _POPCOUNT[mask]
+            k = _POPCOUNT12[mask]
             if not ring and not exact and j + k + (words.size - i - 1) > cap:
                 stop = i
                 break
@@ -146,9 +145,9 @@ def _event_bound(words):  # pragma: no cover - jit
         if typ == 0x2:
             n += 1
         elif typ == 0x4:
-            n += _POPCOUNT[w & 0xFFF]
+            n += _POPCOUNT12[w & 0xFFF]
         elif typ == 0x5:
-            n += _POPCOUNT[w & 0xFF]
+            n += _POPCOUNT12[w & 0xFF]
     return n
 
 

@@ -238,8 +238,13 @@ class Evt3StreamDecoder:
         if backend == "numba" and not evt3_compiled.compiled_available():
             raise ImportError("backend 'numba' needs numba (pip install numba)")
         if backend == "auto":
-            backend = "numba" if evt3_compiled.compiled_available() else "evt3"
-            backend = backend if backend == "numba" or _evt3_package is not None else "numpy"
+            backend = (
+                "numba"
+                if evt3_compiled.compiled_available()
+                else "evt3"
+                if _evt3_package is not None
+                else "numpy"
+            )
         self.backend = backend
         use_package = backend == "evt3"
         if backend == "numba":
@@ -271,7 +276,7 @@ class Evt3StreamDecoder:
         ``stats.overflow_events``; memory stays bounded by it plus one 128 KiB chunk's events.
         """
         stats = stats if stats is not None else DecodeStats()
-        if self.backend == "numba":  # it finds unknown words itself, before decoding
+        if self.backend == "numba":  # it rejects unknown words itself, state untouched
             words = _checked_words(payload, stats)
             return evt3_compiled.evt3_decode_compiled(
                 words, self.state, self.sensor_size, stats, max_events

@@ -280,7 +280,7 @@ def tbptt_pass(
             )
             part = action_loss(pred, batch["expert"][w], m, cfg.loss)
             loss = loss + part / len(mask_sets)
-            if cfg.sandwich and i == len(mask_sets) - 1 > 0:  # the largest ratio
+            if cfg.sandwich and len(mask_sets) > 1 and i == len(mask_sets) - 1:  # largest r
                 part = cfg.sandwich_top_weight * part
             if teacher is None:  # mask set 0: the smallest ratio, the teacher
                 teacher = pred.detach()

@@ -1,8 +1,12 @@
 """Flood probes: policy_node + actuator_node under hostile input rates (issue 18, finding 4).
 
 :func:`run_flood` starts the two nodes in one child process (as ``hsc bringup`` runs them),
-a flooder in a second child process, and records here, for ``seconds`` of flood: the
-arrival time of every ``cmd_vel`` (rate, largest gap), the stack's resident memory (from
+a flooder in a second child process, and records here, for ``seconds`` of flood: when the
+actuator published each ``cmd_vel`` (its DDS source timestamp: the rate and the largest
+gap, what a base driver would see), when it arrived here (the largest arrival gap, which
+also holds this recorder's own delays: on a loaded 2-core machine a 330 ms arrival gap
+was measured while the actuator's largest publication gap was 19 ms), the stack's
+resident memory (from
 ``/proc``, sampled every 0.2 s: the peak, and what is left ``settle_s`` after the flood)
 and the policy's last ``~/status`` (its drop counters).
 Every child runs in its own session and is killed by process group.
@@ -61,8 +65,8 @@ class FloodResult:
     seconds: float
     sent: int
     answered: int | None  # params flood: set-parameter requests answered
-    cmd_vel_hz: float
-    max_gap_ms: float
+    cmd_vel_hz: float  # publications in the flood window / seconds
+    max_gap_ms: float  # between the actuator's publications (source timestamps)
     rss_before_mb: float
     rss_max_mb: float
     rss_growth_mb: float  # retained: RSS after the flood (and settle_s) − before
@@ -72,6 +76,8 @@ class FloodResult:
     fastdds_profile: str = "default"
     #: events/s of the packets that reached the node (sent minus those counted lost)
     delivered_ev_per_s: float = 0.0
+    #: between arrivals at the recorder (its own scheduling and the transport included)
+    max_arrival_gap_ms: float = float("nan")
 
     def line(self) -> str:
         drops = {k: v for k, v in self.status.items() if k.startswith("dropped") and v}
@@ -83,7 +89,8 @@ class FloodResult:
             f"sent {self.sent:7d}"
             + (f" (answered {self.answered})" if self.answered is not None else "")
             + f"  cmd_vel "
-            f"{self.cmd_vel_hz:6.1f} Hz  max gap {self.max_gap_ms:6.1f} ms  RSS "
+            f"{self.cmd_vel_hz:6.1f} Hz  max gap {self.max_gap_ms:6.1f} ms (arrival "
+            f"{self.max_arrival_gap_ms:.1f})  RSS "
             f"{self.rss_before_mb:.0f} MB, peak +{self.rss_peak_growth_mb:.1f}, after "
             f"+{self.rss_growth_mb:.1f}  drops {drops}{delivered}"
         )
@@ -302,12 +309,16 @@ def run_flood(
     ex = SingleThreadedExecutor(context=ctx)
     node = rclpy.create_node("flood_recorder", namespace=ns, context=ctx)
     ex.add_node(node)
-    arrivals: list[float] = []
+    published: list[float] = []  # the actuator's clock (wall time, ns -> s)
+    arrivals: list[float] = []  # this process's wall clock
     status: dict = {}
     qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-    node.create_subscription(
-        TwistStamped, "cmd_vel", lambda m: arrivals.append(time.monotonic()), qos
-    )
+
+    def on_cmd_vel(_msg, info) -> None:
+        arrivals.append(time.time())
+        published.append(info["source_timestamp"] * 1e-9)
+
+    node.create_subscription(TwistStamped, "cmd_vel", on_cmd_vel, qos)
     node.create_subscription(
         String, "policy_node/status", lambda m: status.update(json.loads(m.data)), 10
     )
@@ -323,7 +334,7 @@ def run_flood(
             ex.spin_once(timeout_sec=0.01)
         before = _rss_mb(procs[0].pid)
         open(ready, "w").close()
-        t0 = time.monotonic()
+        t0, wall0 = time.monotonic(), time.time()
         next_rss = t0
         while time.monotonic() - t0 < seconds + settle_s:
             ex.spin_once(timeout_sec=0.005)
@@ -340,16 +351,23 @@ def run_flood(
         # larger count, not the sum
         lost = max(int(status.get(k, 0)) for k in ("dropped_in_transport", "lost_in_middleware"))
         per_packet = FLOODS.get(kind, (0,))[0]
-        window = np.asarray([a for a in arrivals if t0 <= a <= t0 + seconds])
-        gaps = np.diff(window) if window.size > 1 else np.asarray([seconds])
+
+        def window(times: list[float]) -> np.ndarray:
+            t = np.sort(np.asarray(times))
+            return t[(t >= wall0) & (t <= wall0 + seconds)]
+
+        def max_gap_ms(t: np.ndarray) -> float:
+            return float(np.diff(t).max() * 1e3) if t.size > 1 else 1e3 * seconds
+
+        sent_at, arrived_at = window(published), window(arrivals)
         return FloodResult(
             kind=kind,
             trigger=trigger,
             seconds=seconds,
             sent=sent,
             answered=answered,
-            cmd_vel_hz=float(window.size / seconds),
-            max_gap_ms=float(gaps.max() * 1e3),
+            cmd_vel_hz=float(sent_at.size / seconds),
+            max_gap_ms=max_gap_ms(sent_at),
             rss_before_mb=before,
             rss_max_mb=float(np.nanmax(rss)),
             rss_growth_mb=float(rss[-1] - before),
@@ -358,6 +376,7 @@ def run_flood(
             status={k: v for k, v in status.items() if isinstance(v, int | float)},
             fastdds_profile=fastdds_profile,
             delivered_ev_per_s=max(sent - lost, 0) * per_packet / seconds,
+            max_arrival_gap_ms=max_gap_ms(arrived_at),
         )
     finally:
         for p in procs:

@@ -19,7 +19,9 @@ event counts; with ``trigger: events`` a packet steps at most ``rate_hz`` times 
 of packet time (:class:`~hybrid_snn_control.robot.packet_clock.PacketStepGate`; the extra
 packets are coalesced into the next step, ``packets_coalesced``).  A packet larger than
 ``max_events_per_packet`` is cut to its newest events before decoding
-(``dropped_overflow_events``), and packets the publisher sent that never reached this node
+(``dropped_overflow_events``): packets arrive serialized (``raw=True``) and are read in
+place (:mod:`~hybrid_snn_control.ros.pointcloud2_cdr`), so the cut comes before any copy
+of the payload, and packets the publisher sent that never reached this node
 (lost by the middleware, or overwritten in the subscription queue while it was busy) are
 counted from the publication sequence numbers (``dropped_in_transport``).
 
@@ -74,6 +76,7 @@ from hybrid_snn_control.ros.actuator_node import COMMAND_QOS, ESTOP_QOS
 from hybrid_snn_control.ros.diagnostics import publish_status
 from hybrid_snn_control.ros.event_msgs import pointcloud2_to_events, stamp_us_of
 from hybrid_snn_control.ros.params import ParameterBinding
+from hybrid_snn_control.ros.pointcloud2_cdr import read_pointcloud2
 from hybrid_snn_control.ros.settings import ROBOT_PARAMETERS, PolicySettings
 
 # rclpy adds two QoS-event waitables (incompatible QoS / type) to every publisher and
@@ -186,6 +189,7 @@ class PolicyNode(Node):
             "events",
             self._on_events,
             qos_profile_sensor_data,
+            raw=True,  # read in place, cut before any copy (ros/pointcloud2_cdr.py)
             event_callbacks=SubscriptionEventCallbacks(
                 message_lost=self._on_message_lost, use_default_callbacks=False
             ),
@@ -205,11 +209,12 @@ class PolicyNode(Node):
         )
 
     # -- inputs ------------------------------------------------------------------------
-    def _on_events(self, msg: PointCloud2, info) -> None:
+    def _on_events(self, raw: bytes, info) -> None:
         self.packets_in += 1
         self._count_lost(info)
         cap = self.params.values.max_events_per_packet
         try:
+            msg = read_pointcloud2(raw)
             events = pointcloud2_to_events(msg, max_events=cap)
         except EventTimeError as exc:
             self.dropped_bad_time += 1

@@ -114,6 +114,7 @@ def replay(path: str | os.PathLike, tolerance: float = 1e-6) -> ReplayResult:
     """Replay ``path`` through a fresh policy_node (see the module docstring)."""
     import rclpy
     from rclpy.parameter import Parameter
+    from rclpy.serialization import serialize_message
 
     from hybrid_snn_control.events.codecs import stamp_to_us
     from hybrid_snn_control.ros.closed_loop import as_parameters
@@ -177,7 +178,7 @@ def replay(path: str | os.PathLike, tolerance: float = 1e-6) -> ReplayResult:
                 for _, _, k, m in proprio[applied:upto]:
                     callbacks[k](m)
                 applied = max(applied, upto)
-                node._on_events(msg, None)
+                node._on_events(serialize_message(msg), None)  # it reads packets raw
                 packet_log.extend([_log] * (len(capture.msgs) - len(packet_log)))
                 packets += 1
         matched, worst, unmatched, mismatches = 0, 0.0, 0, []

@@ -130,7 +130,9 @@ def test_hsc_train_resumes_a_killed_run_to_the_same_policy(
         assert torch.equal(a, b), name
 
 
-def test_hsc_train_finetune_continues_a_policy_file_on_its_run_data(trained, config, tmp_path):
+def test_hsc_train_finetune_continues_a_policy_file_on_its_run_data(
+    trained, config, tmp_path, capsys
+):
     """``--pipeline finetune``: starts from the given policy's weights and ranking, seeds the
     aggregate with the earlier run's episode rounds, adds its own DAgger rounds in the
     training ranges it is given, and refuses a policy of another architecture."""
@@ -141,6 +143,11 @@ def test_hsc_train_finetune_continues_a_policy_file_on_its_run_data(trained, con
     ft = ["--pipeline", "finetune", "--init", str(trained), "--no-progress"]
     edge = ["--set", "env.train_ranges=to_the_edge"]
     assert main([*args, *ft, "--data", str(earlier), *edge]) == 0
+    # no bar: a log file still gets one line per checkpoint (restore_steps 2, every 2), on
+    # stderr like the bar's
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if " step " in ln]
+    assert len(lines) == 1 and f"step {RESTORE_STEPS}/{RESTORE_STEPS}" in lines[0], lines
+    assert "loss=" in lines[0] and "s left" in lines[0]
     policy, meta = load_policy(out)
     assert meta["pipeline"] == "finetune" and meta["ranking"] == start_meta["ranking"]
     assert meta["imitation_config"]["env"]["train_ranges"] == "to_the_edge"

@@ -45,7 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         s.add_argument("--ratio", type=float, default=None, help="ratio (select, direct)")
         s.add_argument("--ratios", default=None, help="comma-separated ratios (restore, eval)")
         s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-        s.add_argument("--no-progress", action="store_true", help="no progress bar")
+        s.add_argument(
+            "--no-progress", action="store_true", help="no progress bar: a line per checkpoint"
+        )
         s.add_argument(
             "--threads", type=int, default=None, help="torch CPU threads (1 on a shared machine)"
         )

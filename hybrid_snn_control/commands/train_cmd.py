@@ -73,7 +73,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--resume", action="store_true", help="continue the runs in --run-dir")
     t.add_argument("--device", default=None, help="cpu or cuda[:N]")
     t.add_argument("--seed", type=int, default=None)
-    t.add_argument("--no-progress", action="store_true")
+    t.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar: one plain line per checkpoint instead (for log files)",
+    )
     t.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     t.set_defaults(func=run_train)
 

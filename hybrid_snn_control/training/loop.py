@@ -32,6 +32,8 @@ the same file.
 from __future__ import annotations
 
 import random
+import sys
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -231,6 +233,7 @@ class TrainRun:
         """Yield the remaining step indices; seed before, checkpoint and count after each."""
         if self.model is None:
             raise RuntimeError("call run.resume(model, optimizer) before run.steps()")
+        t0, first = time.monotonic(), self.step
         for step in range(self.step, self.total_steps):
             seed_everything(step_seed(self.seed, step))
             yield step
@@ -239,6 +242,20 @@ class TrainRun:
                 self._bar.update(1)
             if self.step % self.checkpoint_every == 0 or self.step == self.total_steps:
                 self.save()
+                if self.is_main and not self.progress:  # no bar: one line per checkpoint
+                    self._print_checkpoint(time.monotonic() - t0, self.step - first)
+
+    def _print_checkpoint(self, elapsed_s: float, done: int) -> None:
+        """``desc: step 150/800  loss=0.021  312 s, ~1,361 s left`` on stderr, where tqdm's
+        bar goes (stdout stays the command's output)."""
+        left = elapsed_s / max(done, 1) * (self.total_steps - self.step)
+        metrics = "  ".join(f"{k}={v:.4g}" for k, v in self._pending.items())
+        print(
+            f"{self.desc}: step {self.step}/{self.total_steps}  {metrics}  "
+            f"{elapsed_s:.0f} s, ~{left:,.0f} s left",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def wrap(self, model: nn.Module) -> nn.Module:
         """``DistributedDataParallel(model)`` in a data-parallel run, else ``model`` itself.

@@ -65,7 +65,7 @@ class _Reader:
         self.buf, self.pos, self.size = buf, 4, len(buf)  # after the encapsulation header
         self.s = _STRUCTS[order]
 
-    def _take(self, kind: str, align: int):
+    def _take(self, kind: str, align: int) -> tuple[int, ...]:
         pos = self.pos + (-(self.pos - 4) % align)  # aligned relative to the CDR body
         st = self.s[kind]
         end = pos + st.size

@@ -83,7 +83,8 @@ def _stamp_ns(msg: Any) -> int:
 
 
 def _read(path: str | os.PathLike) -> tuple[dict[str, str], list[tuple[str, int, Any]]]:
-    """The ``hsc`` metadata and ``(kind, log_time, message)`` in log order."""
+    """The ``hsc`` metadata and ``(kind, log_time, message)`` in log order; ``events``
+    stay serialized, as policy_node takes them."""
     from mcap.reader import make_reader
     from rclpy.serialization import deserialize_message
 
@@ -103,6 +104,9 @@ def _read(path: str | os.PathLike) -> tuple[dict[str, str], list[tuple[str, int,
             kind = topic if topic.startswith("/parameter_events") else topic.rsplit("/", 1)[-1]
             if topic.endswith("policy_node/status") or kind not in wanted:
                 continue
+            if kind == "events":
+                out.append((kind, message.log_time, bytes(message.data)))
+                continue
             cls = _message_type(types[kind])
             out.append((kind, message.log_time, deserialize_message(message.data, cls)))
     if not meta:
@@ -114,11 +118,10 @@ def replay(path: str | os.PathLike, tolerance: float = 1e-6) -> ReplayResult:
     """Replay ``path`` through a fresh policy_node (see the module docstring)."""
     import rclpy
     from rclpy.parameter import Parameter
-    from rclpy.serialization import serialize_message
 
-    from hybrid_snn_control.events.codecs import stamp_to_us
     from hybrid_snn_control.ros.closed_loop import as_parameters
-    from hybrid_snn_control.ros.event_msgs import pointcloud2_to_events
+    from hybrid_snn_control.ros.event_msgs import pointcloud2_to_events, stamp_us_of
+    from hybrid_snn_control.ros.pointcloud2_cdr import read_pointcloud2
     from hybrid_snn_control.ros.policy_node import PolicyNode
 
     meta, msgs = _read(path)
@@ -164,10 +167,11 @@ def replay(path: str | os.PathLike, tolerance: float = 1e-6) -> ReplayResult:
                         ratio_changes += 1
             elif kind == "events":
                 try:
-                    ev = pointcloud2_to_events(msg)
+                    packet = read_pointcloud2(msg)
+                    ev = pointcloud2_to_events(packet)
                     t_us = max(
                         int(ev["t"].max()) if ev.size else 0,
-                        stamp_to_us(msg.header.stamp.sec, msg.header.stamp.nanosec),
+                        stamp_us_of(packet),
                     )
                 except ValueError:
                     t_us = 0
@@ -178,7 +182,7 @@ def replay(path: str | os.PathLike, tolerance: float = 1e-6) -> ReplayResult:
                 for _, _, k, m in proprio[applied:upto]:
                     callbacks[k](m)
                 applied = max(applied, upto)
-                node._on_events(serialize_message(msg), None)  # it reads packets raw
+                node._on_events(msg, None)
                 packet_log.extend([_log] * (len(capture.msgs) - len(packet_log)))
                 packets += 1
         matched, worst, unmatched, mismatches = 0, 0.0, 0, []

@@ -12,6 +12,7 @@ from hybrid_snn_control.training.imitation import (
     ImitationTask,
     PolicySettings,
     action_loss,
+    lost_target_labels,
     tbptt_pass,
 )
 from hybrid_snn_control.training.loop import TrainRun
@@ -224,3 +225,62 @@ def test_sandwich_top_weight_scales_the_largest_ratios_loss(expert_data):
         both, loss = one_sgd_update(task, batch, [ms, ms], sandwich=True, sandwich_top_weight=top)
         torch.testing.assert_close(both, (1 + top) * one, atol=1e-6, rtol=1e-4)
         assert loss == pytest.approx(loss_one, rel=1e-5)
+
+
+PRIV = ("bearing_half_fov", "distance_error_m", "in_view")
+
+
+def lost_batch() -> dict[str, torch.Tensor]:
+    """Two episodes of 6 steps: in view (1) or lost (0), bearings, expert turns, padding."""
+    in_view = torch.tensor([[0, 1], [1, 1], [0, 1], [0, 0], [1, 0], [0, 0]]).float()
+    bearing = torch.tensor([[5, -0.5], [-0.8, -0.9], [2, 0.3], [3, 2], [0.4, -3], [-2, -3]])
+    turn = torch.tensor(
+        [[0.9, 0.1], [0.2, 0.3], [0.9, 0.4], [-0.9, 0.9], [0.1, -0.9], [-0.9, -0.9]]
+    )
+    priv = torch.stack([bearing, torch.zeros(6, 2), in_view], -1)
+    expert = torch.stack([torch.full((6, 2), 0.5), turn], -1)
+    mask = torch.ones(6, 2)
+    mask[5, 1] = 0  # padding is never weighted
+    return {"privileged": priv, "expert": expert, "mask": mask}
+
+
+def test_lost_target_labels_weight_lost_steps_and_point_turns_to_the_last_seen_side():
+    """Lost steps (in_view 0) get the weight; last_seen turns them with the expert's rate
+    towards the side of the last in-view bearing of the same episode; before the first
+    sighting, in view, the speed column and padding keep the expert's label."""
+    b = lost_batch()
+    assert lost_target_labels(b, PRIV, 1.0, "expert") is b  # off: the batch as it is
+    out = lost_target_labels(b, PRIV, 10.0, "last_seen")
+    expected_w = torch.tensor([[10, 1], [1, 1], [10, 1], [10, 10], [1, 10], [10, 0]]).float()
+    torch.testing.assert_close(out["weight"], expected_w)
+    expected_turn = torch.tensor(
+        [[0.9, 0.1], [0.2, 0.3], [-0.9, 0.4], [-0.9, 0.9], [0.1, 0.9], [0.9, -0.9]]
+    )
+    torch.testing.assert_close(out["expert"][..., 1], expected_turn)
+    torch.testing.assert_close(out["expert"][..., 0], b["expert"][..., 0])
+    assert torch.equal(b["expert"][..., 1][2], torch.tensor([0.9, 0.4]))  # input untouched
+    weighted = lost_target_labels(b, PRIV, 10.0, "expert")
+    assert torch.equal(weighted["expert"], b["expert"])
+    with pytest.raises(ValueError, match="in_view"):
+        lost_target_labels(b, ("bearing_half_fov",), 10.0, "expert")
+    with pytest.raises(ValueError, match="lost_target_label"):
+        lost_target_labels(b, PRIV, 1.0, "nearest")
+
+
+def test_lost_target_weight_scales_the_update_of_lost_steps_only(expert_data):
+    """Weight w on every step is the plain mean (same update); on lost steps only it
+    changes the update but not the reported (plain) loss."""
+    task = ImitationTask(tiny_cfg())
+    batch = expert_data.collate(range(2))
+    ms = ratio_half_masks(task)
+    plain, loss = one_sgd_update(task, batch, [ms])
+    all_weighted = dict(batch, weight=batch["mask"] * 7.0)
+    same, loss_same = one_sgd_update(task, all_weighted, [ms])
+    torch.testing.assert_close(same, plain, atol=1e-6, rtol=1e-4)
+    some = batch["mask"].clone()
+    some[: some.shape[0] // 2] *= 10.0
+    moved, loss_moved = one_sgd_update(task, dict(batch, weight=some), [ms])
+    assert (moved - plain).abs().max() > 1e-4
+    assert loss_same == pytest.approx(loss, rel=1e-6) and loss_moved == pytest.approx(
+        loss, rel=1e-6
+    )

@@ -2,6 +2,7 @@
 
     python docs/studies/out_of_view.py rollouts [POLICY] [--seed 60] [--episodes 8]
     python docs/studies/out_of_view.py data RUN_DIR [RUN_DIR ...]
+    python docs/studies/out_of_view.py offline POLICY RUN_DIR [RUN_DIR ...]
 
 ``rollouts``: the student drives (β = 0) ``--episodes`` 20 s worlds of evaluation seed
 ``--seed`` at r = 0 and r = 1; per world it prints the score, the share of steps with the
@@ -9,6 +10,10 @@ target out of the camera's view (ground truth, ``privileged_state``), and over t
 the student's mean |turn| against the expert label's and how often their signs agree.
 ``data``: the share of out-of-view steps in the ``dagger_*.npz`` rounds under the run
 folders (what the imitation loss saw).
+``offline``: the policy replays the recorded episodes under the run folders that ever lose
+the target (open loop, its own state carried over each episode) at r = 0 and r = 1; over
+the out-of-view steps, its mean |turn| against the expert label's and the sign agreement.
+Unlike ``rollouts`` it is not biased towards the lost steps a policy failed to end.
 """
 
 from __future__ import annotations
@@ -76,6 +81,33 @@ def data(folders: list[str]) -> None:
     )
 
 
+def offline(path: str, folders: list[str]) -> None:
+    torch.set_num_threads(1)
+    policy, _ = load_policy(path)
+    policy.eval()
+    eps = [
+        ep
+        for folder in folders
+        for f in sorted(Path(folder).rglob("dagger_*.npz"))
+        for ep in EpisodeDataset.load(f).episodes
+        if ep.privileged is not None and (ep.privileged[:, 2] < 0.5).any()
+    ]
+    batch = EpisodeDataset(eps).collate(range(len(eps)))
+    lost = (batch["mask"] > 0) & (batch["privileged"][..., 2] < 0.5)
+    label = batch["expert"][..., 1][lost]
+    for ratio in (0.0, 1.0):
+        policy.set_ratio(ratio)
+        with torch.no_grad():
+            turn = policy(batch["events"].float(), batch["proprio"])[0][..., 1][lost]
+        agree = float(((turn * label) > 0).float().mean())
+        print(
+            f"r={ratio:g}: {len(eps)} episodes, {int(lost.sum())} out-of-view steps  |turn| "
+            f"student {float(turn.abs().mean()):.2f} expert {float(label.abs().mean()):.2f}  "
+            f"sign agreement {agree:.2f}",
+            flush=True,
+        )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="what", required=True)
@@ -86,9 +118,14 @@ def main() -> None:
     r.add_argument("--shift", default="nominal")
     d = sub.add_parser("data")
     d.add_argument("runs", nargs="+")
+    o = sub.add_parser("offline")
+    o.add_argument("policy")
+    o.add_argument("runs", nargs="+")
     a = p.parse_args()
     if a.what == "rollouts":
         rollouts(a.policy, a.seed, a.episodes, a.shift)
+    elif a.what == "offline":
+        offline(a.policy, a.runs)
     else:
         data(a.runs)
 

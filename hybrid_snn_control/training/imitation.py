@@ -80,6 +80,7 @@ __all__ = [
     "PolicySettings",
     "action_loss",
     "load_task",
+    "lost_target_labels",
     "tbptt_pass",
 ]
 
@@ -183,6 +184,24 @@ class ImitationConfig:
             "0: none",
         ),
     )
+    lost_target_weight: float = field(
+        default=1.0,
+        metadata=param(
+            range=(0.0, 1e3),
+            description="weight of the action loss on steps where the target is out of view "
+            "(privileged in_view = 0; training only): those steps are ~1 % of the data but "
+            "lose the episode; 1: plain mean",
+        ),
+    )
+    lost_target_label: Literal["expert", "last_seen"] = field(
+        default="expert",
+        metadata=param(
+            description="turn label while the target is out of view: the expert's (towards "
+            "where the target is now, which the events cannot show) or last_seen (the "
+            "expert's turn rate towards the side where the target was last in view, which "
+            "the student's memory can know)"
+        ),
+    )
     restore_iterations: int = field(
         default=1,
         metadata=param(
@@ -221,6 +240,41 @@ def action_loss(pred: Tensor, target: Tensor, mask: Tensor, kind: str = "mse") -
     else:
         raise ValueError(f"loss must be 'mse', 'huber' or 'l1', got {kind!r}")
     return (per * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def lost_target_labels(
+    batch: dict[str, Tensor], names: Sequence[str], weight: float, label: str
+) -> dict[str, Tensor]:
+    """The batch with per-step loss weights (``weight``) and, with ``label="last_seen"``,
+    turn labels for the steps where the target is out of view.
+
+    Uses the privileged columns ``in_view`` and ``bearing_half_fov`` (training labels only;
+    the deployed step never sees them). ``last_seen`` keeps the expert's turn rate but
+    points it to the side of the last in-view bearing of the same episode (forward-filled
+    over time, vectorized); steps before the first sighting keep the expert's label.
+    Action column 1 is the turn rate (the rover's ``[speed, turn]``).
+    """
+    if weight == 1.0 and label == "expert":
+        return batch
+    if "privileged" not in batch or not {"in_view", "bearing_half_fov"} <= set(names):
+        raise ValueError("lost_target_* needs the env's privileged in_view and bearing columns")
+    if label not in ("expert", "last_seen"):
+        raise ValueError(f"lost_target_label must be 'expert' or 'last_seen', got {label!r}")
+    priv = batch["privileged"]
+    in_view = priv[..., names.index("in_view")] > 0.5
+    lost = ~in_view & (batch["mask"] > 0)
+    out = dict(batch)
+    out["weight"] = batch["mask"] * torch.where(lost, weight, 1.0).to(batch["mask"].dtype)
+    if label == "last_seen":
+        t = torch.arange(priv.shape[0], device=priv.device).unsqueeze(1).expand_as(in_view)
+        last = torch.where(in_view, t, -1).cummax(0).values
+        seen = priv[..., names.index("bearing_half_fov")].gather(0, last.clamp_min(0))
+        expert = batch["expert"].clone()
+        turn = expert[..., 1]
+        side = torch.where(seen >= 0, 1.0, -1.0).to(turn.dtype)
+        expert[..., 1] = torch.where(lost & (last >= 0), side * turn.abs(), turn)
+        out["expert"] = expert
+    return out
 
 
 class StudentWithAux(nn.Module):
@@ -280,6 +334,8 @@ def tbptt_pass(
             )
             part = action_loss(pred, batch["expert"][w], m, cfg.loss)
             loss = loss + part / len(mask_sets)
+            if "weight" in batch:  # lost-target weighting: optimized, not reported
+                part = action_loss(pred, batch["expert"][w], batch["weight"][w], cfg.loss)
             if cfg.sandwich and len(mask_sets) > 1 and i == len(mask_sets) - 1:  # largest r
                 part = cfg.sandwich_top_weight * part
             if teacher is None:  # mask set 0: the smallest ratio, the teacher
@@ -364,6 +420,7 @@ class ImitationTask:
         core = policy.core
         envs = make_envs(cfg.env, train=True)
         trained = self._student(policy, envs).to(run.device)
+        names = tuple(envs.get_attr("privileged_names")[0])
         optimizer = torch.optim.Adam(trained.parameters(), lr=run.lr, weight_decay=cfg.weight_decay)
         run.resume(trained, optimizer)
         net = run.wrap(trained)
@@ -394,7 +451,10 @@ class ImitationTask:
             masks = None
             if core.ratio_sampling and core.spiking_ratio is not None:
                 masks = [core.masks_for_ratio(r) for r in self._batch_ratios(core)]
-            loss = tbptt_pass(net, data.collate(idx, run.device), cfg, masks, optimizer)
+            batch = lost_target_labels(
+                data.collate(idx, run.device), names, cfg.lost_target_weight, cfg.lost_target_label
+            )
+            loss = tbptt_pass(net, batch, cfg, masks, optimizer)
             run.log(loss=loss, beta=self._beta(k, first_bc), episodes=len(data))
         run.close()
         envs.close()

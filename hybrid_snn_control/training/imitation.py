@@ -229,17 +229,25 @@ class ImitationConfig:
 
 
 # ---- loss ----------------------------------------------------------------------------------------
+def step_losses(pred: Tensor, target: Tensor, kind: str = "mse") -> Tensor:
+    """The action loss of every step, ``[T, B]`` (mean over the action's components)."""
+    if kind == "mse":
+        return (pred - target).pow(2).mean(-1)
+    if kind == "huber":
+        return nn.functional.huber_loss(pred, target, reduction="none", delta=0.2).mean(-1)
+    if kind == "l1":
+        return (pred - target).abs().mean(-1)
+    raise ValueError(f"loss must be 'mse', 'huber' or 'l1', got {kind!r}")
+
+
+def weighted_mean(per: Tensor, weight: Tensor) -> Tensor:
+    """``per`` averaged with per-step weights (a 0/1 mask: the mean over the valid steps)."""
+    return (per * weight).sum() / weight.sum().clamp_min(1.0)
+
+
 def action_loss(pred: Tensor, target: Tensor, mask: Tensor, kind: str = "mse") -> Tensor:
     """Mean per-step action loss over the valid steps (``mask [T, B]``)."""
-    if kind == "mse":
-        per = (pred - target).pow(2).mean(-1)
-    elif kind == "huber":
-        per = nn.functional.huber_loss(pred, target, reduction="none", delta=0.2).mean(-1)
-    elif kind == "l1":
-        per = (pred - target).abs().mean(-1)
-    else:
-        raise ValueError(f"loss must be 'mse', 'huber' or 'l1', got {kind!r}")
-    return (per * mask).sum() / mask.sum().clamp_min(1.0)
+    return weighted_mean(step_losses(pred, target, kind), mask)
 
 
 def lost_target_labels(
@@ -332,10 +340,11 @@ def tbptt_pass(
             pred, states[i], *aux = policy(
                 batch["events"][w].float(), batch["proprio"][w], states[i], ms
             )
-            part = action_loss(pred, batch["expert"][w], m, cfg.loss)
+            per = step_losses(pred, batch["expert"][w], cfg.loss)
+            part = weighted_mean(per, m)
             loss = loss + part / len(mask_sets)
             if "weight" in batch:  # lost-target weighting: optimized, not reported
-                part = action_loss(pred, batch["expert"][w], batch["weight"][w], cfg.loss)
+                part = weighted_mean(per, batch["weight"][w])
             if cfg.sandwich and len(mask_sets) > 1 and i == len(mask_sets) - 1:  # largest r
                 part = cfg.sandwich_top_weight * part
             if teacher is None:  # mask set 0: the smallest ratio, the teacher
@@ -419,8 +428,8 @@ class ImitationTask:
         cfg, policy = self.cfg, model
         core = policy.core
         envs = make_envs(cfg.env, train=True)
-        trained = self._student(policy, envs).to(run.device)
         names = tuple(envs.get_attr("privileged_names")[0])
+        trained = self._student(policy, names).to(run.device)
         optimizer = torch.optim.Adam(trained.parameters(), lr=run.lr, weight_decay=cfg.weight_decay)
         run.resume(trained, optimizer)
         net = run.wrap(trained)
@@ -472,12 +481,12 @@ class ImitationTask:
         choices = core.ratio_choices or (0.0, 1.0)
         return sorted({min(choices), max(choices), r})
 
-    def _student(self, policy: HybridPolicy, envs: Any) -> nn.Module:
-        """What the optimizer trains: the policy, or the policy with auxiliary heads
-        (``aux_weight > 0``; one set of heads per task, kept across the HSTNN stages)."""
+    def _student(self, policy: HybridPolicy, names: Sequence[str]) -> nn.Module:
+        """What the optimizer trains: the policy, or the policy with auxiliary heads on the
+        env's privileged state ``names`` (``aux_weight > 0``; one set of heads per task,
+        kept across the HSTNN stages)."""
         if self.cfg.aux_weight <= 0:
             return policy
-        names = envs.get_attr("privileged_names")[0]
         if not names:
             raise ValueError(f"aux_weight > 0 but {self.cfg.env.env_id} has no privileged state")
         if self._aux is None or self._aux.policy is not policy:

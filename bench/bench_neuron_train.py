@@ -13,6 +13,8 @@ on the same network (only the active units; same numbers). snnTorch: ``Linear`` 
 ``snn.Leaky`` stepped in a Python loop (its documented usage). Norse is not included:
 ``pip install --no-deps norse`` installs but does not import without ``nirtorch``.
 Targets: spiking layers >= 3x snnTorch (issue 3), hybrid r = 0.5 >= 1.5x snnTorch.
+The floor row (the input ``Linear`` alone, forward + weight gradient) is the part of every
+layer's time the recursion cannot remove: it bounds the speed-up a fused kernel can reach.
 Every contender runs in the process ``hsc train`` sets up: one thread, glibc's heap
 trimming off (``training/allocator.py``; ``--default-malloc`` leaves it on).
 """
@@ -38,6 +40,8 @@ from _neuron_timing import interleaved_medians, machine_info, print_table, write
 
 HYBRID_MASKED = "ours hybrid LIF+LSTM r=0.5 masked"
 HYBRID_COMPACT = "ours hybrid LIF+LSTM r=0.5 compact"
+#: the input matmul alone (forward + weight gradient), which every layer here pays
+FLOOR = "floor: input Linear alone"
 #: speed-up over snnTorch (wall-clock median) each row is held to
 TARGETS = {
     "ours LIF (fused BPTT)": 3.0,
@@ -124,6 +128,7 @@ def main() -> None:
     contenders[HYBRID_MASKED] = train_step(hybrid, forward=masked_forward)
     contenders[HYBRID_COMPACT] = train_step(hybrid, forward=compact_forward)
     contenders["ours LIF (autograd loop)"] = train_step(models["ours LIF (fused BPTT)"], False)
+    contenders[FLOOR] = train_step(nn.Linear(args.input, n), forward=lambda m, x: (m(x), None))
     times = interleaved_medians(contenders, calls=1, repeats=args.repeats, warmup=2)
     ref_snn = times["snnTorch Leaky"]["median_s"]
     ref_lstm = times["torch nn.LSTM"]["median_s"]
@@ -170,6 +175,15 @@ def main() -> None:
             f"{row['name']}: target >= {target:g}x snnTorch: "
             f"{row['speedup_vs_snntorch']:.2f}x wall, "
             f"{row['cpu_speedup_vs_snntorch']:.2f}x CPU time ({'met' if ok else 'MISSED'})"
+        )
+    # what bounds the spiking layers: the matmul both they and snnTorch pay, and our
+    # recursion on top of it (a free recursion would give snnTorch / floor at most)
+    floor = times[FLOOR]["median_s"]
+    for name in ("ours LIF (fused BPTT)", "ours ALIF (fused BPTT)"):
+        t = times[name]["median_s"]
+        print(
+            f"{name}: input matmul {floor * 1e3:.1f} ms + recursion {(t - floor) * 1e3:.1f} ms; "
+            f"with a free recursion at most {ref_snn / floor:.2f}x snnTorch"
         )
     masked, compact = times[HYBRID_MASKED], times[HYBRID_COMPACT]
     print(

@@ -12,7 +12,12 @@ Two set-ups: all nodes in this process's single-threaded executor (``hsc bringup
 and one process per node (``ros2 launch`` / ``hsc bringup --processes``).
 
     python bench/bench_ros_loop.py [--duration 60] [--rate-hz 100] [--events 200]
-                                   [--backends auto torch] [--json]
+                                   [--backends auto torch] [--blocks 3] [--json]
+
+Each chain's ``--duration`` is split into ``--blocks`` blocks that alternate with the other
+chains' (relay, loop, relay, loop, …), each a fresh set-up with its own 2 s warm-up, and
+the latencies are pooled: a drift of the VM between two back-to-back 60 s runs moved the
+relay alone by 25 % (0.61 → 0.49 ms) and the ratio with it.
 
 The machine has 2 cores shared with other jobs: tails are noisy; repeat and compare
 medians.
@@ -209,16 +214,31 @@ def measure(
             p.kill()
     ex.shutdown()
     rclpy.shutdown(context=ctx)
-    lat = np.asarray(lat_ms)
     return {
         "kind": kind if kind == "relay" else f"{kind}[{backend}]",
         "where": where,
-        "sent_per_s": sent[0] / elapsed,
+        "latencies_ms": lat_ms,
+        "sent": sent[0],
+        "elapsed_s": elapsed,
+        "policy_step_median_ms": step_ms,
+    }
+
+
+def pooled(blocks: list[dict]) -> dict:
+    """One chain's blocks (alternated with the other chains' in time) as one summary."""
+    lat = np.concatenate([np.asarray(b["latencies_ms"], float) for b in blocks])
+    elapsed = sum(b["elapsed_s"] for b in blocks)
+    steps = [b["policy_step_median_ms"] for b in blocks if b["policy_step_median_ms"] is not None]
+    return {
+        "kind": blocks[0]["kind"],
+        "where": blocks[0]["where"],
+        "blocks": len(blocks),
+        "sent_per_s": sum(b["sent"] for b in blocks) / elapsed,
         "loop_rate_hz": lat.size / elapsed,
         "median_ms": float(np.median(lat)) if lat.size else float("nan"),
         "p99_ms": float(np.percentile(lat, 99)) if lat.size else float("nan"),
         "max_ms": float(lat.max()) if lat.size else float("nan"),
-        "policy_step_median_ms": step_ms,
+        "policy_step_median_ms": float(np.median(steps)) if steps else None,
     }
 
 
@@ -229,6 +249,9 @@ def main() -> int:
     ap.add_argument("--events", type=int, default=200, help="events per packet")
     ap.add_argument(
         "--backends", nargs="+", default=["auto", "torch"], help="policy_node backends to time"
+    )
+    ap.add_argument(
+        "--blocks", type=int, default=3, help="alternating blocks per chain (duration split)"
     )
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--relay", type=int, help=argparse.SUPPRESS)
@@ -244,18 +267,26 @@ def main() -> int:
     apply_profile_choice()  # as run_nodes: HSC_FASTDDS_PROFILE=shipped; relay children inherit
     rows = []
     for where in ("one_process", "processes"):
-        ref = measure("relay", where, args.duration, args.rate_hz, args.events)
-        loops = [
-            measure("loop", where, args.duration, args.rate_hz, args.events, b)
-            for b in args.backends
-        ]
+        # the relay and each loop take turns in blocks, so a drift of the machine (its
+        # neighbours, CPU frequency) between them does not land in the ratio
+        chains = [("relay", "auto"), *(("loop", b) for b in args.backends)]
+        blocks: dict[tuple[str, str], list[dict]] = {c: [] for c in chains}
+        for _ in range(args.blocks):
+            for kind, backend in chains:
+                seconds = args.duration / args.blocks
+                blocks[kind, backend].append(
+                    measure(kind, where, seconds, args.rate_hz, args.events, backend)
+                )
+        ref = pooled(blocks["relay", "auto"])
+        loops = [pooled(blocks["loop", b]) for b in args.backends]
         rows.append({"where": where, "relay": ref, "loops": loops})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     print(
         f"event stamp → cmd_vel at {args.rate_hz:g} Hz, {args.events} events/packet, "
-        f"{args.duration:g} s each (ms); policy_node + actuator_node vs a bare 2-hop relay"
+        f"{args.duration:g} s each in {args.blocks} alternating blocks (ms); "
+        "policy_node + actuator_node vs a bare 2-hop relay"
     )
     head = ("set-up", "chain", "median", "p99", "max", "loop Hz", "ratio", "step")
     print("{:<12} {:<18} {:>7} {:>7} {:>7} {:>8} {:>6} {:>7}".format(*head))

@@ -118,6 +118,23 @@ def test_nan_and_inf_commands_are_rejected_counted_and_reported(ros_context, spi
     assert values["rejected_nonfinite"] == "4" and values["state"] == "active"
 
 
+def test_safety_topics_keep_qos_mismatch_warnings_and_diagnostics_does_not(ros_context):
+    """A publisher of ``estop`` or ``cmd`` with an incompatible QoS would never be heard:
+    those keep rclpy's incompatible-QoS/type warnings.  ``/diagnostics`` goes without
+    them (two waitables fewer for the executor to walk on every wait)."""
+    node = ActuatorNode(context=ros_context, namespace="qos_events")
+    try:
+        handlers = {
+            **{p.topic_name: len(p.event_handlers) for p in node.publishers},
+            **{s.topic_name: len(s.event_handlers) for s in node.subscriptions},
+        }
+    finally:
+        node.destroy_node()
+    for topic in ("/qos_events/cmd", "/qos_events/estop", "/qos_events/cmd_vel"):
+        assert handlers[topic] >= 2, (topic, handlers)
+    assert handlers["/diagnostics"] == 0, handlers
+
+
 def test_not_armed_before_the_first_command(ros_context, spin):
     rig = Rig(ros_context, spin, "act_idle", cmd_timeout=0.05, rate_hz=100.0)
     rig.wait_matched()

@@ -34,7 +34,7 @@ from hybrid_snn_control.robot.safety import (
     Velocity,
     wheel_velocities,
 )
-from hybrid_snn_control.ros.diagnostics import publish_status
+from hybrid_snn_control.ros.diagnostics import QUIET_PUB, publish_status
 from hybrid_snn_control.ros.params import ParameterBinding
 from hybrid_snn_control.ros.settings import ActuatorSettings
 
@@ -88,7 +88,7 @@ class ActuatorNode(Node):
         self._command_stamp = None  # of the last accepted command: ramp steps carry it
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._cmd_vel = self.create_publisher(_OUTPUT_TYPES[s.output_type], "cmd_vel", COMMAND_QOS)
-        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10, **QUIET_PUB)
         self.create_subscription(TwistStamped, "cmd", self._on_cmd, COMMAND_QOS)
         self.create_subscription(Bool, "estop", self._on_estop, ESTOP_QOS)
         self.create_timer(1.0 / s.rate_hz, self._on_tick, clock=self._steady)

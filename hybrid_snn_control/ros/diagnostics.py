@@ -9,6 +9,20 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 
+try:  # Iron and later
+    from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
+
+# rclpy adds two QoS-event waitables (incompatible QoS / type) to every publisher and
+# subscription, and its executor rebuilds the wait set over all of them on every wait
+# (~1 ms per wait with ~60 entities on this 2-core machine).  A best-effort, volatile
+# subscription is compatible with any publisher, and status / diagnostics are best
+# observed, not guarded, so those go without; commands, e-stop and `episode` keep the
+# warnings.
+QUIET_SUB = {"event_callbacks": SubscriptionEventCallbacks(use_default_callbacks=False)}
+QUIET_PUB = {"event_callbacks": PublisherEventCallbacks(use_default_callbacks=False)}
+
 
 def publish_status(
     node: Node,

@@ -53,9 +53,9 @@ from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 
 try:  # Iron and later
-    from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+    from rclpy.event_handler import SubscriptionEventCallbacks
 except ImportError:  # Humble
-    from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
+    from rclpy.qos_event import SubscriptionEventCallbacks
 import numpy as np
 from sensor_msgs.msg import Imu, JointState, PointCloud2
 from std_msgs.msg import String, UInt32
@@ -73,19 +73,11 @@ from hybrid_snn_control.robot.controller import (
 from hybrid_snn_control.robot.packet_clock import PacketStepGate
 from hybrid_snn_control.robot.proprio import ProprioFilter, ProprioLimits
 from hybrid_snn_control.ros.actuator_node import COMMAND_QOS, ESTOP_QOS
-from hybrid_snn_control.ros.diagnostics import publish_status
+from hybrid_snn_control.ros.diagnostics import QUIET_PUB, QUIET_SUB, publish_status
 from hybrid_snn_control.ros.event_msgs import pointcloud2_to_events, stamp_us_of
 from hybrid_snn_control.ros.params import ParameterBinding
 from hybrid_snn_control.ros.pointcloud2_cdr import read_pointcloud2
 from hybrid_snn_control.ros.settings import ROBOT_PARAMETERS, PolicySettings
-
-# rclpy adds two QoS-event waitables (incompatible QoS / type) to every publisher and
-# subscription, and its executor rebuilds the wait set over all of them on every wait
-# (~1 ms per wait with ~60 entities on this 2-core machine).  A best-effort, volatile
-# subscription is compatible with any publisher, and status / diagnostics are best
-# observed, not guarded, so those go without; `cmd` and `episode` keep the warnings.
-QUIET_SUB = {"event_callbacks": SubscriptionEventCallbacks(use_default_callbacks=False)}
-QUIET_PUB = {"event_callbacks": PublisherEventCallbacks(use_default_callbacks=False)}
 
 
 def resolve_checkpoint(path: str) -> str:

@@ -48,9 +48,9 @@ from std_srvs.srv import Trigger
 from hybrid_snn_control.events.arrays import empty_events
 from hybrid_snn_control.events.codecs import us_to_stamp
 from hybrid_snn_control.ros.actuator_node import COMMAND_QOS, ESTOP_QOS
+from hybrid_snn_control.ros.diagnostics import QUIET_PUB
 from hybrid_snn_control.ros.event_msgs import events_to_pointcloud2, stamp_us_of
 from hybrid_snn_control.ros.params import ParameterBinding
-from hybrid_snn_control.ros.policy_node import QUIET_PUB
 from hybrid_snn_control.ros.settings import SimSettings
 
 ENV_IDS = {

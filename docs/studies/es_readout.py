@@ -102,7 +102,8 @@ def main() -> int:
             history.append(row)
             print(json.dumps(row), flush=True)
     cols.add_(torch.as_tensor(theta, dtype=cols.dtype).view_as(cols))
-    extra = {k: v for k, v in meta.items() if k not in ("kind", "policy_config", "spiking_ratio")}
+    own = ("kind", "policy_config", "spiking_ratio", "package_version", "torch_version")
+    extra = {k: v for k, v in meta.items() if k not in own}
     extra["es_readout"] = {**vars(args), "history": history}
     save_policy(args.out, policy, extra=extra)
     print(f"wrote {args.out}")

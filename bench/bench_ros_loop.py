@@ -271,9 +271,9 @@ def main() -> int:
         # neighbours, CPU frequency) between them does not land in the ratio
         chains = [("relay", "auto"), *(("loop", b) for b in args.backends)]
         blocks: dict[tuple[str, str], list[dict]] = {c: [] for c in chains}
+        seconds = args.duration / args.blocks
         for _ in range(args.blocks):
             for kind, backend in chains:
-                seconds = args.duration / args.blocks
                 blocks[kind, backend].append(
                     measure(kind, where, seconds, args.rate_hz, args.events, backend)
                 )

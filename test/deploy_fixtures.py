@@ -44,3 +44,37 @@ def input_sequence(steps: int, batch: int, event_shape=(2, 64, 64), proprio_size
     events = rng.poisson(rate, size=(steps, batch, *event_shape)).astype(np.float32)
     proprio = rng.normal(size=(steps, batch, proprio_size)).astype(np.float32)
     return events, proprio
+
+
+def backend_actions(
+    ckpt: Path, steps: int = 30, batch: int = 2, backends=("torch", "torchscript", "onnxruntime")
+) -> dict[str, np.ndarray]:
+    """Actions ``[T, B, A]`` of each backend on the same Poisson inputs, with the ratio
+    switched from the file's to 0.25 halfway: what an eager == exported check compares."""
+    from hybrid_snn_control.deploy.runtime import load_runtime
+
+    events, proprio = input_sequence(steps, batch)
+    runs = {}
+    for backend in backends:
+        rt = load_runtime(ckpt, backend, batch_size=batch)
+        actions = []
+        for t in range(steps):
+            if t == steps // 2:
+                rt.set_ratio(0.25)
+            actions.append(rt.step(events[t], proprio[t]))
+        runs[backend] = np.array(actions)
+    return runs
+
+
+def step_and_sequence(policy: HybridPolicy, steps: int = 12, batch: int = 2):
+    """``(stepped, sequence)`` actions ``[T, B, A]`` of ``policy`` on the same Poisson
+    inputs: one step at a time with the state carried, and one whole-sequence call."""
+    shape = tuple(policy.cfg.event_shape)
+    events, proprio = (torch.from_numpy(a) for a in input_sequence(steps, batch, shape))
+    with torch.no_grad():
+        seq, _ = policy(events, proprio)
+        state, stepped = None, []
+        for t in range(steps):
+            a, state = policy.step(events[t], proprio[t], state)
+            stepped.append(a)
+    return torch.stack(stepped), seq

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from deploy_fixtures import input_sequence, make_policy, save_test_policy
+from deploy_fixtures import backend_actions, make_policy, save_test_policy, step_and_sequence
 
 from hybrid_snn_control.deploy.runtime import load_runtime
 from hybrid_snn_control.policy import load_policy
@@ -71,18 +71,11 @@ def test_policy_with_a_floor_step_equals_sequence(encoder):
     policy = make_policy(
         hidden_size=8, event_shape=[2, 16, 16], encoder=encoder, event_floor="quantile"
     ).eval()
-    events, proprio = (torch.from_numpy(a) for a in input_sequence(12, 2, (2, 16, 16)))
-    with torch.no_grad():
-        seq, _ = policy(events, proprio)
-        state, steps = None, []
-        for t in range(events.shape[0]):
-            a, state = policy.step(events[t], proprio[t], state)
-            steps.append(a)
-    torch.testing.assert_close(torch.stack(steps), seq, atol=1e-6, rtol=0)
+    stepped, seq = step_and_sequence(policy)
+    torch.testing.assert_close(stepped, seq, atol=1e-6, rtol=0)
     # and the floor changes what the policy does on these dense frames
     plain = make_policy(hidden_size=8, event_shape=[2, 16, 16], encoder=encoder).eval()
-    with torch.no_grad():
-        assert not torch.allclose(plain(events, proprio)[0], seq)
+    assert not torch.allclose(step_and_sequence(plain)[1], seq)
 
 
 @pytest.mark.parametrize("mode", ["quantile", "mean"])
@@ -92,16 +85,7 @@ def test_exported_graphs_carry_the_floor(tmp_path, mode):
     ckpt = save_test_policy(tmp_path / "p.safetensors", hidden_size=8, event_floor=mode)
     policy, _ = load_policy(ckpt)
     assert policy.cfg.event_floor == mode
-    events, proprio = input_sequence(30, 2)
-    runs = {}
-    for backend in ("torch", "torchscript", "onnxruntime"):
-        rt = load_runtime(ckpt, backend, batch_size=2)
-        actions = []
-        for t in range(30):
-            if t == 15:
-                rt.set_ratio(0.25)
-            actions.append(rt.step(events[t], proprio[t]))
-        runs[backend] = np.array(actions)
+    runs = backend_actions(ckpt)
     for backend in ("torchscript", "onnxruntime"):
         assert np.abs(runs[backend] - runs["torch"]).max() <= TOL_FP32, backend
 

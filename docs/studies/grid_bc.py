@@ -83,10 +83,12 @@ def main() -> None:
     ap.add_argument("--test", action="append", default=[], help="NAME=GLOB (60 episodes)")
     ap.add_argument("--config", default="config/train.yaml")
     ap.add_argument("--channels", type=int, nargs="+", default=None, help="encoder channels")
+    ap.add_argument("--keypoints", action="store_true", help="policy.encoder_keypoints")
     args = ap.parse_args()
     torch.set_num_threads(1)
     raw = yaml.safe_load(open(args.config))["hsc_imitation"]["ros__parameters"]
     raw["policy"].update(encoder_grid=args.grid, event_floor="quantile")
+    raw["policy"]["encoder_keypoints"] = args.keypoints
     if args.channels:
         raw["policy"]["encoder_channels"] = args.channels
     cfg = from_mapping(ImitationConfig, raw)
@@ -108,6 +110,7 @@ def main() -> None:
     result = {
         "grid": args.grid,
         "channels": list(policy.cfg.encoder_channels),
+        "keypoints": policy.cfg.encoder_keypoints,
         "steps": args.steps,
         "ratio": args.ratio,
         "train_episodes": len(train),

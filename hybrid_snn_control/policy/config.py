@@ -110,6 +110,13 @@ class PolicyConfig:
     event_floor_quantile: float = field(default=0.97, metadata=param(range=(0.5, 0.9999)))
     encoder_channels: list[int] = field(default_factory=lambda: [8, 16])
     encoder_grid: int = field(default=4, metadata=param(range=(1, 64)))
+    encoder_keypoints: bool = field(
+        default=False,
+        metadata=param(
+            description="conv/pool encoders: add each last-layer channel's spatial "
+            "soft-argmax (x, y) to the grid features (policy/keypoints.py)"
+        ),
+    )
     encoder_decay: float = field(default=0.6, metadata=param(range=(0.0, 0.999)))
     encoder_threshold: float = field(default=0.5, metadata=param(range=(1e-3, 100.0)))
     hidden_size: int = field(default=64, metadata=param(range=(1, 4096)))
@@ -141,3 +148,5 @@ class PolicyConfig:
                 "core 'hrsnn' is trained without backprop, so its encoder cannot be learned: "
                 f"use encoder 'pool', got {self.encoder!r}"
             )
+        if self.encoder_keypoints and self.encoder == "spiking_conv":
+            raise ValueError("encoder_keypoints needs a dense encoder (conv or pool)")

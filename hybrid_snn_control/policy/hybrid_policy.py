@@ -41,6 +41,7 @@ from hybrid_snn_control.hybrid.network import HybridActivity, HybridNetwork, Hyb
 from hybrid_snn_control.neurons import state as state_utils
 from hybrid_snn_control.policy.config import PLASTICITY_NEEDS_HRSNN, PolicyConfig
 from hybrid_snn_control.policy.event_floor import EventFloor
+from hybrid_snn_control.policy.keypoints import SpatialSoftArgmax
 from hybrid_snn_control.policy.pooling import AdaptivePoolMatmul, fixed_pool
 from hybrid_snn_control.policy.spiking_encoder import SpikingConvEncoder
 
@@ -78,15 +79,23 @@ class EventEncoder(nn.Module):
                 layers += [conv, nn.ReLU()]
                 c = out_c
         g = min(cfg.encoder_grid, h, w)
+        self.net = nn.Sequential(*layers)  # (its conv keys are those of older policy files)
         # the input size is fixed by the config, so the pool is a fixed one: the same
         # module runs eagerly, in training and in the exported graph
-        layers += [fixed_pool((h, w), g), nn.Flatten(start_dim=1)]
-        self.net = nn.Sequential(*layers)
+        self.pool = nn.Sequential(fixed_pool((h, w), g), nn.Flatten(start_dim=1))
         self.out_features = c * g * g
+        self.keypoints = SpatialSoftArgmax(c, h, w) if cfg.encoder_keypoints else None
+        if self.keypoints is not None:
+            self.out_features += self.keypoints.out_features
+            self.macs += self.keypoints.macs
 
     def forward(self, events: Tensor) -> Tensor:
-        """``events [N, C, H, W]`` (counts ≥ 0) → ``[N, out_features]``."""
-        return self.net(torch.log1p(events.clamp_min(0)))
+        """``events [N, C, H, W]`` (counts ≥ 0) → ``[N, out_features]``: the grid's
+        averages, then (``encoder_keypoints``) each channel's soft-argmax ``(x, y)``."""
+        maps = self.net(torch.log1p(events.clamp_min(0)))
+        if self.keypoints is None:
+            return self.pool(maps)
+        return torch.cat([self.pool(maps), self.keypoints(maps)], dim=1)
 
 
 def make_encoder(cfg: PolicyConfig) -> nn.Module:

@@ -97,6 +97,7 @@ class PolicySettings:
     encoder: Literal["conv", "pool", "spiking_conv"] = "conv"
     encoder_channels: list[int] = field(default_factory=lambda: [8, 16])
     encoder_grid: int = field(default=3, metadata=param(range=(1, 64)))
+    encoder_keypoints: bool = False
     encoder_decay: float = field(default=0.6, metadata=param(range=(0.0, 0.999)))
     encoder_threshold: float = field(default=0.5, metadata=param(range=(1e-3, 100.0)))
     event_floor: Literal["none", "mean", "quantile"] = "none"

@@ -104,6 +104,7 @@ def run_hstnn(
         raise ValueError("stage eval needs a model file")
     ctx = init_distributed(cfg.device)
     cfg = replace(cfg, device=ctx.device)
+    finished = False
     try:
         paths = run_stage(task, cfg, stage, source=source, ratio=ratio, ratios=ratios, ctx=ctx)
         rows: list[dict[str, Any]] = []
@@ -113,6 +114,7 @@ def run_hstnn(
                 ratios = cfg.restore_ratios or [stored]
             evaluated = model if stage == "eval" else paths["restore"]
             rows = evaluate_model(task, evaluated, ratios, cfg.device)
+        finished = True
     finally:
-        shutdown_distributed()
+        shutdown_distributed(wait_for_peers=finished)
     return HSTNNRunResult(paths, rows, ctx.is_main)

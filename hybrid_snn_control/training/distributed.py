@@ -84,7 +84,7 @@ def shutdown_distributed(wait_for_peers: bool = True) -> None:
     """Destroy the process group. ``wait_for_peers`` (a run that ended normally): after a
     barrier, so every rank tears down together; a rank that destroyed its gloo pairs while
     a peer still used them made that peer abort at exit ("terminate called without an
-    active exception", 2 of 14 runs of the two-rank test; 0 of 20 with the barrier).  A
+    active exception", 2 of 13 runs of the two-rank test alone; 0 of 26 with the barrier).  A
     rank that failed skips it: its peers then fail fast instead of waiting at a barrier."""
     if dist.is_available() and dist.is_initialized():
         if wait_for_peers:

@@ -46,6 +46,19 @@ def input_sequence(steps: int, batch: int, event_shape=(2, 64, 64), proprio_size
     return events, proprio
 
 
+def run_runtime(rt, events, proprio, changes: dict[int, float]):
+    """Step a runtime over ``events``/``proprio`` ``[T, ...]``, switching the ratio to
+    ``changes[t]`` before step t: ``(actions [T, ...], states per step, spike counts)``."""
+    actions, states, spikes = [], [], []
+    for t in range(events.shape[0]):
+        if t in changes:
+            rt.set_ratio(changes[t])
+        actions.append(rt.step(events[t], proprio[t]))
+        states.append(rt.state())
+        spikes.append(rt.last_spike_count)
+    return np.array(actions), states, spikes
+
+
 def backend_actions(
     ckpt: Path, steps: int = 30, batch: int = 2, backends=("torch", "torchscript", "onnxruntime")
 ) -> dict[str, np.ndarray]:
@@ -54,16 +67,11 @@ def backend_actions(
     from hybrid_snn_control.deploy.runtime import load_runtime
 
     events, proprio = input_sequence(steps, batch)
-    runs = {}
-    for backend in backends:
-        rt = load_runtime(ckpt, backend, batch_size=batch)
-        actions = []
-        for t in range(steps):
-            if t == steps // 2:
-                rt.set_ratio(0.25)
-            actions.append(rt.step(events[t], proprio[t]))
-        runs[backend] = np.array(actions)
-    return runs
+    changes = {steps // 2: 0.25}
+    return {
+        b: run_runtime(load_runtime(ckpt, b, batch_size=batch), events, proprio, changes)[0]
+        for b in backends
+    }
 
 
 def step_and_sequence(policy: HybridPolicy, steps: int = 12, batch: int = 2):

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from deploy_fixtures import input_sequence, make_policy, save_test_policy
+from deploy_fixtures import input_sequence, make_policy, run_runtime, save_test_policy
 
 from hybrid_snn_control.deploy.export import (
     StepGraph,
@@ -59,14 +59,8 @@ def artefacts(checkpoint, tmp_path_factory) -> dict[str, Path]:
 
 
 def _run(rt, events, proprio, changes=CHANGES):
-    actions, states, spikes = [], [], []
-    for t in range(events.shape[0]):
-        if t in changes:
-            rt.set_ratio(changes[t])
-        actions.append(rt.step(events[t], proprio[t]))
-        states.append(rt.state())
-        spikes.append(rt.last_spike_count)
-    return np.array(actions), states, spikes
+    """:func:`run_runtime` with this module's ratio changes by default."""
+    return run_runtime(rt, events, proprio, changes)
 
 
 def _max_state_diff(a, b):

@@ -87,8 +87,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     raw = yaml.safe_load(open(args.config))["hsc_imitation"]["ros__parameters"]
-    raw["policy"].update(encoder_grid=args.grid, event_floor="quantile")
-    raw["policy"]["encoder_keypoints"] = args.keypoints
+    raw["policy"].update(
+        encoder_grid=args.grid, event_floor="quantile", encoder_keypoints=args.keypoints
+    )
     if args.channels:
         raw["policy"]["encoder_channels"] = args.channels
     cfg = from_mapping(ImitationConfig, raw)

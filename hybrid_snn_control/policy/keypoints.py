@@ -38,7 +38,6 @@ class SpatialSoftArgmax(nn.Module):
         )
         # [H·W, 2]: the coordinates follow from the shapes, so they are not in the state dict
         self.register_buffer("coords", torch.stack([xs, ys], -1).reshape(-1, 2), persistent=False)
-        self.channels = channels
         self.macs = channels * height * width * 4
         self.out_features = 2 * channels
 

@@ -4,8 +4,10 @@
 
 One layer of 256 units reading a 256-d input, B = 32, T = 100, loss = sum of outputs,
 single thread by default. Contenders run interleaved in one process (medians over
-repeats). "hybrid" is one HybridLayer-network with 128 spiking + 128 LSTM candidates
-(256 units), ratio 0.5 (64 + 64 active): "masked" is the masked path (all candidates
+repeats). "fused BPTT" runs the compiled (numba) loops of ``neurons/fused_compiled.py``
+where numba imports; "TorchScript BPTT" is the same layer on the kernels it replaced.
+"hybrid" is one HybridLayer-network with 128 spiking + 128 LSTM candidates (256 units),
+ratio 0.5 (64 + 64 active): "masked" is the masked path (all candidates
 computed, then masked; ``compact_training=False``), "compact" is
 :func:`~hybrid_snn_control.hybrid.compact_sequence.compact_forward` (what ``net(x)`` runs
 in training mode since issue 17)
@@ -31,7 +33,7 @@ from torch import nn
 
 from hybrid_snn_control.hybrid import HybridNetwork
 from hybrid_snn_control.hybrid.compact_sequence import compact_forward
-from hybrid_snn_control.neurons import make_spiking_cell
+from hybrid_snn_control.neurons import fused_compiled, make_spiking_cell
 from hybrid_snn_control.neurons.fused import unfused
 from hybrid_snn_control.training.allocator import keep_freed_memory
 
@@ -124,7 +126,20 @@ def main() -> None:
         finally:
             model.compact_training = True
 
+    def torchscript_forward(model, x):
+        """The fused kernels before the compiled loops (TorchScript, one dispatch per op)."""
+        fused_compiled.set_compiled(False)
+        try:
+            return model(x)
+        finally:
+            fused_compiled.set_compiled(True)
+
     contenders = {name: train_step(m) for name, m in models.items()}
+    for kind in ("LIF", "ALIF"):
+        model = models[f"ours {kind} (fused BPTT)"]
+        contenders[f"ours {kind} (TorchScript BPTT)"] = train_step(
+            model, forward=torchscript_forward
+        )
     contenders[HYBRID_MASKED] = train_step(hybrid, forward=masked_forward)
     contenders[HYBRID_COMPACT] = train_step(hybrid, forward=compact_forward)
     contenders["ours LIF (autograd loop)"] = train_step(models["ours LIF (fused BPTT)"], False)

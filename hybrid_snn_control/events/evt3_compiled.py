@@ -20,11 +20,7 @@ import numpy as np
 
 from hybrid_snn_control.events.arrays import EVENT_DTYPE
 from hybrid_snn_control.events.codecs import _POPCOUNT12, DecodeStats, Evt3State, _drop_outside
-
-try:  # optional: numpy / the evt3 package decode the same events without it
-    import numba as _numba
-except ImportError:  # pragma: no cover - depends on the install
-    _numba = None
+from hybrid_snn_control.numba_jit import jit, numba_available
 
 __all__ = ["compiled_available", "evt3_decode_compiled", "warm_up"]
 
@@ -151,20 +147,11 @@ def _event_bound(words):  # pragma: no cover - jit
     return n
 
 
-if _numba is None:  # pragma: no cover - depends on the install
+if not numba_available():  # pragma: no cover - depends on the install
     _compiled = _compiled_bound = None
-else:
-
-    def _jit(fn):
-        """Compiled with numba's on-disk cache, or without one where no cache directory is
-        writable (numba refuses ``cache=True`` then: a read-only install and home)."""
-        try:
-            return _numba.njit(cache=True, nogil=True)(fn)
-        except RuntimeError:  # pragma: no cover - depends on the file system
-            return _numba.njit(nogil=True)(fn)
-
-    _compiled = _jit(_decode)
-    _compiled_bound = _jit(_event_bound)
+else:  # optional: numpy / the evt3 package decode the same events without it
+    _compiled = jit(_decode)
+    _compiled_bound = jit(_event_bound)
 
 
 def compiled_available() -> bool:

@@ -33,6 +33,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from hybrid_snn_control.neurons import fused_compiled
+
 _ENABLED = [True]
 #: Time steps per vectorized block in the LIF backward: small enough to stay in cache.
 #: With one op per step in the loop, 16 measured fastest of 4/8/16/32/64 for B = 32 at
@@ -318,12 +320,18 @@ def _backward_lif(
 
 class FusedLIF(torch.autograd.Function):
     """Whole-sequence LIF recursion: 3 ops per step forward, a chunked
-    backward with one fused multiply-add per step."""
+    backward with one fused multiply-add per step; on CPU without trained decay/threshold,
+    the compiled loops of :mod:`.fused_compiled` (same spikes, ~10x less time)."""
 
     @staticmethod
     def forward(ctx, currents, v0, decay, threshold, config):  # type: ignore[override]
         subtract = config[0]
-        u_seq, o_seq, v = _forward_lif(currents, v0, decay, threshold, subtract)
+        # compiled loops on CPU (fused_compiled) unless a decay/threshold sum is needed
+        ctx.compiled = fused_compiled.supports(currents) and not any(ctx.needs_input_grad[2:4])
+        if ctx.compiled:
+            u_seq, o_seq, v = fused_compiled.lif_forward(currents, v0, decay, threshold, subtract)
+        else:
+            u_seq, o_seq, v = _forward_lif(currents, v0, decay, threshold, subtract)
         ctx.save_for_backward(u_seq, o_seq, v0, decay, threshold)
         ctx.config = config
         return o_seq, v
@@ -337,6 +345,11 @@ class FusedLIF(torch.autograd.Function):
         # Any strides (e.g. the expanded ones of a sum, or a slice of a cat's gradient): the
         # kernel reads it once per chunk, a contiguous copy would be one more full pass.
         go_seq = torch.zeros_like(u_seq) if go_seq is None else go_seq
+        if ctx.compiled:
+            g_cur, g_v0 = fused_compiled.lif_backward(
+                go_seq, gv, u_seq, o_seq, decay, threshold, subtract, detach_reset, name, scale
+            )
+            return g_cur, g_v0, None, None, None
         g_cur, g_v0, g_decay, g_thr = _backward_lif(
             go_seq,
             gv,
@@ -359,11 +372,15 @@ class FusedLIF(torch.autograd.Function):
 
 class FusedALIF(torch.autograd.Function):
     """Whole-sequence ALIF recursion with hand-written backward: 5 ops per step forward,
-    a chunked backward with 7 per step (LIF runs :class:`FusedLIF`, see :func:`fused_alif`)."""
+    a chunked backward with 7 per step (LIF runs :class:`FusedLIF`, see :func:`fused_alif`);
+    on CPU without trained parameters, the compiled loops of :mod:`.fused_compiled`."""
 
     @staticmethod
     def forward(ctx, currents, v0, a0, decay, threshold, beta, rho, config):  # type: ignore[override]
-        u_seq, o_seq, v, a_seq = _forward(currents, v0, a0, decay, threshold, beta, rho, config[0])
+        # compiled loops on CPU (fused_compiled) unless a parameter's gradient sum is needed
+        ctx.compiled = fused_compiled.supports(currents) and not any(ctx.needs_input_grad[3:7])
+        kernel = fused_compiled.alif_forward if ctx.compiled else _forward
+        u_seq, o_seq, v, a_seq = kernel(currents, v0, a0, decay, threshold, beta, rho, config[0])
         ctx.save_for_backward(u_seq, o_seq, a_seq, v0, decay, threshold, beta, rho)
         ctx.config = config
         return o_seq, v, a_seq[-1].clone()
@@ -377,6 +394,12 @@ class FusedALIF(torch.autograd.Function):
         gv = torch.zeros_like(u_seq[0]) if gv is None else gv
         ga = torch.zeros_like(u_seq[0]) if ga is None else ga
         go_seq = torch.zeros_like(u_seq) if go_seq is None else go_seq
+        if ctx.compiled:
+            g_cur, g_v0, g_a0 = fused_compiled.alif_backward(
+                go_seq, gv, ga, u_seq, o_seq, a_seq, decay, threshold, beta, rho, subtract,
+                detach_reset, name, scale,
+            )  # fmt: skip
+            return g_cur, g_v0, g_a0, None, None, None, None, None
         g_cur, g_v0, g_a0, g_decay, g_thr, g_beta, g_rho = _backward(
             go_seq,
             gv,

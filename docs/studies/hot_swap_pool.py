@@ -16,6 +16,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
 from hybrid_snn_control.training.stats import BASELINE_MODELS, paired_summary, with_gap_closed
 
 
@@ -64,7 +66,9 @@ def main() -> None:
                 continue
             s = paired_summary(pooled_a, pooled_b)
             print(
-                f"  r = {ratio:g}: pooled {s['mean']:+.3f} [{s['lo']:+.3f}, {s['hi']:+.3f}] "
+                f"  r = {ratio:g}: per-ratio {np.mean(pooled_a):.2f}, "
+                f"one set {np.mean(pooled_b):.2f}; "
+                f"pooled {s['mean']:+.3f} [{s['lo']:+.3f}, {s['hi']:+.3f}] "
                 f"(MDE {s['mde']:.3f}, {len(pooled_a)} worlds); " + "; ".join(cells)
             )
 

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from hybrid_snn_control.neurons import fused_compiled
+import hybrid_snn_control.neurons.fused_compiled as fused_compiled
 
 _ENABLED = [True]
 #: Time steps per vectorized block in the LIF backward: small enough to stay in cache.

@@ -25,6 +25,8 @@ VERSION = re.search(r"<version>([^<]+)</version>", (HERE / "package.xml").read_t
 #          events/evt3_compiled.py: numba compiles our EVT 3.0 decoder for
 #          event_camera_node's EventPackets; events/evt3_stream.py: evt3 (Rust EVT 3.0
 #          decoder) the next choice.  Both optional (numpy decodes the same events, slower).
+#          numba also compiles the LIF / ALIF training loops (neurons/fused_compiled.py)
+#          where it is installed ([train] includes [robot]); TorchScript kernels otherwise.
 #   torch  neurons/, hybrid/, policy/ (safetensors.torch checkpoints), events/encoders,
 #          the torch / TorchScript runtimes
 #   sim    sim/ (mujoco, gymnasium, scipy.sparse), `hsc sim` / `hsc events` previews

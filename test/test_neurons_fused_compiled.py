@@ -128,7 +128,7 @@ def test_trained_parameters_keep_the_torchscript_kernel(monkeypatch):
     assert calls == [] and cell.decay.grad is not None
 
 
-def test_switch_off_and_other_devices_fall_back(monkeypatch):
+def test_switch_off_and_other_dtypes_fall_back(monkeypatch):
     x = torch.zeros(4, 2, 3)
     assert fused_compiled.supports(x)
     assert not fused_compiled.supports(x.half())

@@ -247,7 +247,8 @@ def supports(currents: Tensor) -> bool:
 
 
 def _array(x: Tensor, shape: tuple[int, ...], like: Tensor) -> np.ndarray:
-    """A read-only view (broadcast, any strides) of ``x`` in ``like``'s dtype."""
+    """``x`` broadcast to ``shape`` in ``like``'s dtype: a view (any strides, stride 0 where
+    broadcast) unless the dtype differs; the kernels only read it."""
     return x.detach().to(like.dtype).expand(shape).numpy()
 
 
